@@ -1,0 +1,156 @@
+"""``crux.action``: Celery tasks that act as Crux actions, and the ``ctx.crux`` helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from celery import Task
+from pydantic import BaseModel
+
+from cruxcelery import args as action_args
+from cruxcelery import context, execution
+from cruxcelery.errors import NotInAction
+from cruxcelery.publishing import publish
+from cruxcelery.scheduling import Scheduler
+
+if TYPE_CHECKING:
+    from celery.result import AsyncResult
+
+    from cruxcelery.runtime import Crux
+
+DEFAULT_ROOT_PRIMITIVE = "runtime.celery.task"
+
+
+class CruxHelpers:
+    """``ctx.crux``: child actions, in-process queries and mutations, and scheduling."""
+
+    scheduler = Scheduler()
+
+    def run_action(self, label: str, task: Task | str, args: Any = None, **options: Any) -> AsyncResult:
+        """Publish ``task`` as a child across a recorded boundary; returns its ``AsyncResult``.
+        Inside a flow step the child is durable: the flow waits for it without holding a worker."""
+        ctx = _require("run_action")
+        if ctx.step_hook is not None:
+            return ctx.step_hook(label, task, args, options)  # type: ignore[no-any-return]
+        return publish(ctx, label, task, args, options, kind="task")
+
+    def run_query(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` in-process, recorded as a child span (never a standalone run)."""
+        return _in_process(label, "query", fn, args, kwargs)
+
+    def run_mutation(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Like ``run_query``, recorded as a mutation."""
+        return _in_process(label, "mutation", fn, args, kwargs)
+
+
+def _require(what: str) -> context.ActiveContext:
+    ctx = context.current()
+    if ctx is None:
+        raise NotInAction(f"ctx.crux.{what} needs an active Crux action")
+    return ctx
+
+
+def _in_process(label: str, kind: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+    _require(f"run_{kind}")
+    with context.child_span(label, "custom.operation", {"operation": kind}):
+        return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """The first argument of every action: ``ctx.crux`` helpers, the task and its request."""
+
+    crux: CruxHelpers
+    task: Task
+    request: Any
+
+    @property
+    def run_id(self) -> str | None:
+        active = context.current()
+        return active.run.run_id if active else None
+
+    @property
+    def flow_id(self) -> str | None:
+        active = context.current()
+        return active.flow_id if active else None
+
+
+_HELPERS = CruxHelpers()
+
+
+class CruxTask(Task):  # type: ignore[misc]
+    """A Celery task that restores Crux context, opens its run or span, validates its args at the
+    caller and in the worker, and flushes telemetry in ``finally``."""
+
+    crux_runtime: Crux
+    crux_fn: Callable[[ActionContext, Any], Any]
+    crux_args_model: type[BaseModel] | None = None
+    crux_observability_name: str = ""
+    crux_root_primitive: str = DEFAULT_ROOT_PRIMITIVE
+    crux_attributes: dict[str, Any] = {}
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Validate before publishing: invalid args raise ``InvalidArgs`` and nothing is sent."""
+        value = action_args.coerce(self.crux_args_model, tuple(args or ()), dict(kwargs or {}), self.name)
+        return super().apply_async((), action_args.to_wire(value), **options)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        runtime = self.crux_runtime
+        request = self.request
+        hard_limit = (getattr(request, "timelimit", None) or (None, None))[0] or self.time_limit
+        ex = execution.open_execution(
+            runtime, task_name=self.name, request=request, name=self.crux_observability_name,
+            primitive=self.crux_root_primitive, attributes=self.crux_attributes,
+            deadline_at=time.time() + float(hard_limit) if hard_limit else None,
+        )
+        reset = context.enter(ex.ctx)
+        try:
+            value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
+            result = action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, request), value))
+        except BaseException as exc:
+            _safely(execution.close_execution, ex, exc)
+            raise
+        else:
+            _safely(execution.close_execution, ex, None, result)
+            return result
+        finally:
+            runtime.flush()
+            execution.defer_or_run(getattr(request, "id", None), reset)
+
+
+def _safely(fn: Callable[..., None], *args: Any) -> None:
+    """Telemetry never breaks user code."""
+    try:
+        fn(*args)
+    except Exception:
+        import logging
+
+        logging.getLogger("cruxcelery").warning("cruxcelery: telemetry step failed", exc_info=True)
+
+
+def make_action(
+    runtime: Crux, fn: Callable[[ActionContext, Any], Any], *, name: str | None,
+    observability_name: str | None, root_primitive: str | None, attributes: dict[str, Any] | None,
+    args: type[BaseModel] | None, task_options: dict[str, Any],
+) -> CruxTask:
+    options: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, **task_options}
+    task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+
+    def run(self: CruxTask, *a: Any, **kw: Any) -> Any:
+        return CruxTask.run(self, *a, **kw)
+
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    run.__module__ = fn.__module__
+    task: CruxTask = runtime.app.task(
+        bind=True, base=CruxTask, name=task_name, **options,
+        crux_runtime=runtime, crux_fn=staticmethod(fn), crux_args_model=args,
+        crux_observability_name=observability_name or task_name,
+        crux_root_primitive=root_primitive or DEFAULT_ROOT_PRIMITIVE,
+        crux_attributes=dict(attributes or {}),
+    )(run)
+    return task

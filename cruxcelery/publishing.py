@@ -1,0 +1,97 @@
+"""Publishing a child task across a boundary: open the boundary span, flush it (bounded), then
+publish with the boundary's envelope. The publish hook reads the envelope from ``outgoing``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from celery import Task
+
+from cruxcelery import boundaries, context
+from cruxcelery.envelope import Envelope
+from cruxcelery.errors import CruxError
+
+if TYPE_CHECKING:
+    from celery.result import AsyncResult
+
+_outgoing: ContextVar[Envelope | None] = ContextVar("cruxcelery_outgoing", default=None)
+
+
+def pending_envelope() -> Envelope | None:
+    """The envelope the next publish in this context must carry, if one was set."""
+    return _outgoing.get()
+
+
+@contextmanager
+def outgoing(envelope: Envelope | None) -> Iterator[None]:
+    token = _outgoing.set(envelope)
+    try:
+        yield
+    finally:
+        _outgoing.reset(token)
+
+
+def send(ctx: context.ActiveContext, task: Task | str, args: Any, options: dict[str, Any]) -> AsyncResult:
+    """Publish ``task`` (a task object or a registered name) with ``args``: a crux action takes
+    one dict or model; a plain task takes a dict (keywords), a list or tuple (positional) or None."""
+    if isinstance(task, str):
+        app = ctx.runtime.app
+        if task in app.tasks:
+            task = app.tasks[task]
+        else:
+            positional, keywords = _split(args)
+            return app.send_task(task, args=positional, kwargs=keywords, **options)
+    from cruxcelery.actions import CruxTask
+
+    if isinstance(task, CruxTask):
+        return task.apply_async(() if args is None else (args,), None, **options)
+    positional, keywords = _split(args)
+    return task.apply_async(positional, keywords, **options)
+
+
+def _split(args: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if args is None:
+        return (), {}
+    if isinstance(args, dict):
+        return (), args
+    if isinstance(args, list | tuple):
+        return tuple(args), {}
+    raise CruxError(f"plain Celery task args must be a dict, list or tuple, not {type(args).__name__}")
+
+
+def task_name(task: Task | str) -> str:
+    return task if isinstance(task, str) else str(task.name)
+
+
+def publish(
+    ctx: context.ActiveContext, label: str, task: Task | str, args: Any, options: dict[str, Any],
+    *, kind: boundaries.BoundaryKind, detached: bool = False, envelope: Envelope | None = None,
+    end_span: bool = False,
+) -> AsyncResult:
+    """Open the boundary, flush (bounded), publish with the envelope, return the result.
+
+    ``detached``: the child starts its own run linked to the boundary span; ``envelope``: publish
+    with that envelope instead (a captured continuation); ``end_span``: the boundary span ends at
+    publish (an enqueue), else the child ends it when it completes."""
+    runtime = ctx.runtime
+    target = runtime.app.tasks.get(task) if isinstance(task, str) else task
+    lease = boundaries.lease_seconds(target, runtime.settings.default_lease_s)
+    span, child_env = boundaries.request(ctx, label, task_name(task), kind, lease)
+    if detached:
+        child_env = child_env.model_copy(update={"kind": "detached"})
+    runtime.flush(runtime.settings.boundary_flush_timeout_s)
+    try:
+        with outgoing(envelope or child_env), context.activate(replace(ctx, span=span, parent=span.ref)):
+            result = send(ctx, task, args, options)
+    except BaseException as exc:
+        span.end("error", exc)
+        raise
+    if end_span:
+        span.end("ok")
+    else:
+        span.otel_span.end()  # the OTel span covers the request; the child ends the Crux span
+    return result

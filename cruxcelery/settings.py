@@ -1,0 +1,87 @@
+"""CruxSettings: every ``CRUX_*`` environment variable, documented once.
+
+| variable | field | default | meaning |
+| --- | --- | --- | --- |
+| CRUX_REDIS_URL | redis_url | the app's broker URL if it is Redis, else ``redis://127.0.0.1:6379/0`` | where flow snapshots, signals, leases and timers live |
+| CRUX_KEY_PREFIX | key_prefix | ``crux`` | prefix of every Redis key cruxcelery writes |
+| CRUX_DEVTOOLS_URL | devtools_url | unset | devtools base URL; records are POSTed to ``{url}/api/observability/records`` |
+| CRUX_DEVTOOLS_TOKEN | devtools_token | unset | bearer token sent to devtools |
+| CRUX_RECORDS_FILE | records_file | unset | append every record as one JSON line to this file (for subprocess workers) |
+| CRUX_FLUSH_TIMEOUT_S | flush_timeout_s | ``3.0`` | bound of the flush in every action's ``finally`` |
+| CRUX_BOUNDARY_FLUSH_TIMEOUT_S | boundary_flush_timeout_s | ``1.0`` | bound of the flush before a child task is published |
+| CRUX_SIGNING_KEY | signing_key | unset | HMAC-SHA256 key; when set, envelopes are signed and unsigned ones ignored |
+| CRUX_ENVELOPE_MAX_BYTES | envelope_max_bytes | ``4096`` | larger envelopes are ignored (the task runs as a new root) |
+| CRUX_DEFAULT_LEASE_S | default_lease_s | ``660`` | boundary lease when the task has no hard time limit |
+| CRUX_QUEUE_MAX_RECORDS | queue_max_records | ``10000`` | in-process delivery queue bound (oldest dropped and counted) |
+| CRUX_QUEUE_MAX_BYTES | queue_max_bytes | ``33554432`` | the same bound in bytes |
+| CRUX_TELEMETRY | telemetry_enabled | ``true`` | ``false`` turns record emission off entirely |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from cruxcelery.errors import ConfigurationError
+
+_ENV_PREFIX = "CRUX_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class CruxSettings(BaseModel):
+    """Typed settings. Build with ``CruxSettings.from_env()`` or pass fields directly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    redis_url: str | None = None
+    key_prefix: str = Field(default="crux", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    devtools_url: str | None = None
+    devtools_token: SecretStr | None = None
+    records_file: str | None = None
+    flush_timeout_s: float = Field(default=3.0, ge=0, le=300)
+    boundary_flush_timeout_s: float = Field(default=1.0, ge=0, le=60)
+    signing_key: SecretStr | None = None
+    envelope_max_bytes: int = Field(default=4096, ge=256, le=65536)
+    default_lease_s: float = Field(default=660.0, gt=0)
+    queue_max_records: int = Field(default=10_000, ge=1)
+    queue_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    telemetry_enabled: bool = True
+
+    @field_validator("devtools_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("CRUX_DEVTOOLS_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CruxSettings:
+        """Read every ``CRUX_*`` variable; ``overrides`` win. Raises ``ConfigurationError``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(_ENV_PREFIX + _env_name(name))
+            if raw is None:
+                continue
+            if name == "telemetry_enabled":
+                lowered = raw.strip().lower()
+                if lowered not in _TRUE | _FALSE:
+                    raise ConfigurationError(f"CRUX_TELEMETRY must be true or false, not {raw!r}")
+                values[name] = lowered in _TRUE
+            else:
+                values[name] = raw
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid cruxcelery settings: {exc}") from exc
+
+
+def _env_name(field: str) -> str:
+    return {"telemetry_enabled": "TELEMETRY"}.get(field, field.upper())

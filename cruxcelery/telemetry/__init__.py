@@ -1,0 +1,4 @@
+"""Crux telemetry: record models, spans, previews, error evidence and exporters.
+
+Knows nothing of Celery tasks or flows.
+"""

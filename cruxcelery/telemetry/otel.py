@@ -1,0 +1,87 @@
+"""OpenTelemetry plumbing: Crux spans are OTel spans.
+
+The application's tracer provider is used when one is set, ours (an SDK provider with no
+exporter) otherwise, so span and trace ids are always real W3C ids shared with any OTel backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.util.types import AttributeValue
+
+from cruxcelery.telemetry import ids
+
+_INSTRUMENTATION = "cruxcelery"
+_own_provider: TracerProvider | None = None
+_lock = threading.Lock()
+
+
+def _provider() -> trace.TracerProvider:
+    global _own_provider
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, trace.ProxyTracerProvider):
+        return provider
+    with _lock:
+        if _own_provider is None:
+            _own_provider = TracerProvider()
+        return _own_provider
+
+
+def remote_context(trace_id: str, span_id: str) -> SpanContext:
+    return SpanContext(
+        trace_id=int(trace_id, 16), span_id=int(span_id, 16), is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+
+
+def current_span_context() -> SpanContext | None:
+    """The active OTel span's context (e.g. the Celery instrumentation's ``run`` span), if valid."""
+    ctx = trace.get_current_span().get_span_context()
+    return ctx if ctx.is_valid else None
+
+
+def start_span(
+    name: str,
+    parent: SpanContext | None,
+    *,
+    adopt_current: bool = False,
+    attributes: dict[str, AttributeValue] | None = None,
+    links: Sequence[SpanContext] = (),
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> tuple[trace.Span, str, str]:
+    """Start an OTel span under ``parent`` (or, with ``adopt_current``, under the active OTel span,
+    else as a new root). Returns ``(span, trace_id_hex, span_id_hex)``."""
+    if parent is not None:
+        ctx = trace.set_span_in_context(NonRecordingSpan(parent), otel_context.Context())
+    elif adopt_current:
+        ctx = otel_context.get_current()
+    else:
+        ctx = otel_context.Context()
+    tracer = _provider().get_tracer(_INSTRUMENTATION)
+    span = tracer.start_span(
+        name, context=ctx, kind=kind, attributes=attributes, links=[Link(link) for link in links]
+    )
+    sc = span.get_span_context()
+    if sc.is_valid:
+        return span, format(sc.trace_id, "032x"), format(sc.span_id, "016x")
+    # A no-op provider: make our own ids so Crux records stay well formed.
+    trace_hex = format(parent.trace_id, "032x") if parent is not None else ids.trace_id()
+    span_hex = ids.span_id()
+    return NonRecordingSpan(remote_context(trace_hex, span_hex)), trace_hex, span_hex
+
+
+def attach(span: trace.Span) -> object:
+    return otel_context.attach(trace.set_span_in_context(span))
+
+
+def detach(token: object) -> None:
+    try:
+        otel_context.detach(token)  # type: ignore[arg-type]
+    except Exception:  # detaching in another context must never hurt the task
+        pass

@@ -1,0 +1,52 @@
+"""Render the records of runs as an indented text tree (the demo and the CLI use it)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+
+def render(records: Iterable[dict[str, Any]], *, show_detail: bool = True) -> str:
+    """One block per run: its spans nested by parent, with status, duration and boundary events."""
+    records = list(records)
+    starts = {r["spanId"]: r for r in records if r["type"] == "span:start"}
+    ends = {r["spanId"]: r for r in records if r["type"] == "span:end"}
+    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["type"] == "span:event":
+            events[r["spanId"]].append(r)
+    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for span in starts.values():
+        parent = span.get("parentSpanId")
+        children[parent if parent in starts else None].append(span)
+    for group in children.values():
+        group.sort(key=lambda s: s["startedAt"])
+    runs = {r["runId"]: r for r in records if r["type"] == "run:start"}
+    run_ends = {r["runId"]: r for r in records if r["type"] == "run:end"}
+    lines: list[str] = []
+    for root in children[None]:
+        run = runs.get(root["runId"])
+        if run is not None and run.get("name") == root["name"] and not root.get("parentSpanId"):
+            end = run_ends.get(root["runId"], {})
+            lines.append(f"run {run['name']!r} [{end.get('status', 'running')}] {root['runId']}")
+        _walk(root, children, ends, events, lines, 1, show_detail)
+    return "\n".join(lines)
+
+
+def _walk(span: dict[str, Any], children: dict[str | None, list[dict[str, Any]]],
+          ends: dict[str, dict[str, Any]], events: dict[str, list[dict[str, Any]]],
+          lines: list[str], depth: int, show_detail: bool) -> None:
+    end = ends.get(span["spanId"], {})
+    detail = span.get("attributes", {}).get("presentation", {}).get("display") == "detail"
+    if show_detail or not detail:
+        status = end.get("status", "running")
+        duration = f" {end['durationMs']:.1f}ms" if "durationMs" in end else ""
+        marker = " (detail)" if detail else ""
+        lines.append(f"{'  ' * depth}- {span['name']} <{span['primitive']}> [{status}]{duration}{marker}")
+        for event in events.get(span["spanId"], []):
+            if event["name"].startswith("runtime.celery.boundary.") or event["name"] == "exception":
+                lines.append(f"{'  ' * (depth + 1)}* {event['name']}")
+        depth += 1
+    for child in children.get(span["spanId"], []):
+        _walk(child, children, ends, events, lines, depth, show_detail)

@@ -1,0 +1,146 @@
+"""The Celery app the test suite runs: in-thread (start_worker) or as a subprocess worker
+(``celery -A tests.app worker``). Its queue, Redis db and records file come from the environment."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Celery, chain, chord, group
+from pydantic import BaseModel
+
+from cruxcelery import ActionContext, Crux, CruxSettings, capture_context
+from cruxcelery.testing import MemorySink
+
+REDIS = os.environ.get("CRUX_TEST_REDIS", "redis://127.0.0.1:6379/12")
+QUEUE = os.environ.setdefault("CRUX_TEST_QUEUE", f"crux-tests-{os.getpid()}")
+
+app = Celery("crux_tests", broker=REDIS, backend=REDIS)
+app.conf.update(
+    task_default_queue=QUEUE,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    result_expires=600,
+)
+crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0))
+SINK = MemorySink()
+crux.add_exporter(SINK)
+
+
+class Topic(BaseModel):
+    topic: str
+    depth: int = 0
+
+
+@crux.action(name="t.leaf", observability_name="leaf", args=Topic)
+def leaf(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    return {"topic": args.topic, "runId": ctx.run_id}
+
+
+@crux.action(name="t.child", observability_name="child", args=Topic)
+def child(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    ctx.crux.run_action("call grandchild", leaf, {"topic": args.topic + "/grandchild"})
+    return {"ok": True}
+
+
+@crux.action(name="t.parent", observability_name="parent", root_primitive="agent.run",
+             attributes={"agentId": "tester"}, args=Topic)
+def parent(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    ctx.crux.run_action("call child", child, {"topic": args.topic})
+    return {"ok": True}
+
+
+class Boom(RuntimeError):
+    def __init__(self, message: str, api_key: str) -> None:
+        super().__init__(message)
+        self.api_key = api_key
+        self.code = 42
+
+
+@crux.action(name="t.fails", observability_name="fails on purpose", args=Topic)
+def fails(ctx: ActionContext, args: Topic) -> None:
+    raise Boom(f"cannot do {args.topic}", api_key="sk-secret")
+
+
+@crux.action(name="t.parent_of_failing", observability_name="parent of failing", args=Topic)
+def parent_of_failing(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    ctx.crux.run_action("call failing child", fails, {"topic": args.topic})
+    return {"ok": True}
+
+
+@app.task(name="t.plain_add")
+def plain_add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="t.plain_relay")
+def plain_relay(topic: str) -> None:
+    leaf.delay({"topic": topic})  # a plain task inside a run: the context is restored for it
+
+
+@crux.action(name="t.propagation", observability_name="propagation", args=Topic)
+def propagation(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    """Every way of publishing from inside an action; each target records its run."""
+    kind = args.topic
+    if kind == "delay":
+        leaf.delay({"topic": "delay"})
+    elif kind == "chain":
+        chain(leaf.s({"topic": "chain-1"}), echo.s()).apply_async()
+    elif kind == "group":
+        group(leaf.s({"topic": "group-1"}), leaf.s({"topic": "group-2"})).apply_async()
+    elif kind == "chord":
+        chord([leaf.s({"topic": "chord-1"}), leaf.s({"topic": "chord-2"})], collect.s()).apply_async()
+    elif kind == "send_task":
+        app.send_task("t.leaf", kwargs={"topic": "send_task"})
+    elif kind == "plain":
+        ctx.crux.run_action("call plain", plain_relay, {"topic": "plain"})
+    return {"ok": True}
+
+
+@crux.action(name="t.echo", observability_name="echo")
+def echo(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    return {"echo": args, "runId": ctx.run_id}
+
+
+@crux.action(name="t.collect", observability_name="collect")
+def collect(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    return {"collected": True}
+
+
+@app.task(name="t.collect_plain")
+def collect_plain(results: list[Any]) -> int:
+    return len(results)
+
+
+@crux.action(name="t.retrying", observability_name="retrying", args=Topic)
+def retrying(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    if ctx.request.retries < args.depth:
+        raise ctx.task.retry(countdown=0.1, max_retries=5)
+    return {"attempts": ctx.request.retries + 1, "runId": ctx.run_id}
+
+
+@crux.action(name="t.schedules", observability_name="schedules", args=Topic)
+def schedules(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    if args.topic == "continuation":
+        ctx.crux.scheduler.run_after("continue later", 0.1, leaf, {"topic": "continued"},
+                                     observability=capture_context())
+    else:
+        ctx.crux.scheduler.run_after("follow up", 0.1, leaf, {"topic": "detached"})
+    return {"ok": True}
+
+
+@crux.action(name="t.query", observability_name="queries", args=Topic)
+def queries(ctx: ActionContext, args: Topic) -> int:
+    found = ctx.crux.run_query("load inputs", lambda topic: len(topic), args.topic)
+    ctx.crux.run_mutation("store result", lambda: None)
+    return int(found)
+
+
+@crux.action(name="t.sleepy", observability_name="sleepy", args=Topic)
+def sleepy(ctx: ActionContext, args: Topic) -> int:
+    time.sleep(args.depth / 1000.0)
+    return args.depth

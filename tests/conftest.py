@@ -1,0 +1,56 @@
+"""Shared fixtures: a real Redis (required), the test Celery app, and an in-thread worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+def _redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_redis() -> None:
+    if not _redis_up():
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not answering on 127.0.0.1:6379 (.ci/run starts one)")
+        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+
+
+@pytest.fixture(scope="session")
+def celery_test_app() -> Any:
+    from tests import app as test_app
+
+    return test_app
+
+
+@pytest.fixture(scope="session")
+def worker(celery_test_app: Any) -> Iterator[Any]:
+    """A real Celery worker in a thread (solo pool), consuming the test queue."""
+    from celery.contrib.testing.worker import start_worker
+
+    app = celery_test_app.app
+    app.loader.import_module("celery.contrib.testing.tasks")
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.delete(celery_test_app.QUEUE)
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=10.0) as running:
+        yield running
+
+
+@pytest.fixture()
+def sink(celery_test_app: Any, worker: Any) -> Iterator[Any]:
+    """The in-memory record sink, emptied for the test; fails the test on any invalid record."""
+    sink = celery_test_app.SINK
+    sink.clear()
+    yield sink
+    assert not sink.invalid, f"records failed the v5 models: {sink.invalid[:3]}"
