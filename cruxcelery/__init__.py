@@ -14,19 +14,19 @@ from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 __all__ = [
     # runtime
     "ActionContext",
+    # errors
+    "ConfigurationError",
     "Crux",
+    "CruxError",
     "CruxSettings",
     "CruxTask",
     # context propagation
     "Envelope",
-    "capture_context",
-    "with_context",
     # telemetry
     "FlushResult",
-    "RecordExporter",
-    # errors
-    "ConfigurationError",
-    "CruxError",
     "InvalidArgs",
     "NotInAction",
+    "RecordExporter",
+    "capture_context",
+    "with_context",
 ]

@@ -15,6 +15,7 @@ from cruxcelery import context, execution
 from cruxcelery.errors import NotInAction
 from cruxcelery.publishing import publish
 from cruxcelery.scheduling import Scheduler
+from cruxcelery.telemetry import otel
 
 if TYPE_CHECKING:
     from celery.result import AsyncResult
@@ -29,7 +30,9 @@ class CruxHelpers:
 
     scheduler = Scheduler()
 
-    def run_action(self, label: str, task: Task | str, args: Any = None, **options: Any) -> AsyncResult:
+    def run_action(
+        self, label: str, task: Task[Any, Any] | str, args: Any = None, **options: Any
+    ) -> AsyncResult[Any]:
         """Publish ``task`` as a child across a recorded boundary; returns its ``AsyncResult``.
         Inside a flow step the child is durable: the flow waits for it without holding a worker."""
         ctx = _require("run_action")
@@ -65,7 +68,7 @@ class ActionContext:
     """The first argument of every action: ``ctx.crux`` helpers, the task and its request."""
 
     crux: CruxHelpers
-    task: Task
+    task: Task[Any, Any]
     request: Any
 
     @property
@@ -82,7 +85,7 @@ class ActionContext:
 _HELPERS = CruxHelpers()
 
 
-class CruxTask(Task):  # type: ignore[misc]
+class CruxTask(Task[Any, Any]):
     """A Celery task that restores Crux context, opens its run or span, validates its args at the
     caller and in the worker, and flushes telemetry in ``finally``."""
 
@@ -93,10 +96,15 @@ class CruxTask(Task):  # type: ignore[misc]
     crux_root_primitive: str = DEFAULT_ROOT_PRIMITIVE
     crux_attributes: dict[str, Any] = {}
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+    # Celery's options pass through untouched; only the argument shape is narrowed.
+    def apply_async(  # type: ignore[override]
+        self, args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None, **options: Any,
+    ) -> AsyncResult[Any]:
         """Validate before publishing: invalid args raise ``InvalidArgs`` and nothing is sent."""
         value = action_args.coerce(self.crux_args_model, tuple(args or ()), dict(kwargs or {}), self.name)
-        return super().apply_async((), action_args.to_wire(value), **options)
+        positional, keywords = action_args.to_message(value)
+        return super().apply_async(positional, keywords, task_id, **options)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         runtime = self.crux_runtime
@@ -107,7 +115,8 @@ class CruxTask(Task):  # type: ignore[misc]
             primitive=self.crux_root_primitive, attributes=self.crux_attributes,
             deadline_at=time.time() + float(hard_limit) if hard_limit else None,
         )
-        reset = context.enter(ex.ctx)
+        reset = context.enter(ex.ctx, attach_otel=False)
+        otel_token = context.attach_span(ex.ctx)
         try:
             value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
             result = action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, request), value))
@@ -118,6 +127,7 @@ class CruxTask(Task):  # type: ignore[misc]
             _safely(execution.close_execution, ex, None, result)
             return result
         finally:
+            otel.detach(otel_token)
             runtime.flush()
             execution.defer_or_run(getattr(request, "id", None), reset)
 
@@ -146,7 +156,8 @@ def make_action(
     run.__name__ = fn.__name__
     run.__doc__ = fn.__doc__
     run.__module__ = fn.__module__
-    task: CruxTask = runtime.app.task(
+    app: Any = runtime.app  # celery's task() overloads cannot express the extra class attributes
+    task: CruxTask = app.task(
         bind=True, base=CruxTask, name=task_name, **options,
         crux_runtime=runtime, crux_fn=staticmethod(fn), crux_args_model=args,
         crux_observability_name=observability_name or task_name,

@@ -18,12 +18,8 @@ def coerce(model: type[BaseModel] | None, args: tuple[Any, ...], kwargs: dict[st
     if len(args) > 1:
         raise InvalidArgs(f"{task_name}: takes one argument (a dict or model), got {len(args)}")
     data: Any = args[0] if args else kwargs
-    if model is None:
-        if isinstance(data, BaseModel):
-            return data.model_dump(mode="json")
-        if not isinstance(data, dict):
-            raise InvalidArgs(f"{task_name}: args must be a dict, not {type(data).__name__}")
-        return data
+    if model is None:  # any one JSON value (a chord body gets a list), or the keywords
+        return data.model_dump(mode="json") if isinstance(data, BaseModel) else data
     if isinstance(data, model):
         return data
     if isinstance(data, BaseModel):
@@ -32,6 +28,13 @@ def coerce(model: type[BaseModel] | None, args: tuple[Any, ...], kwargs: dict[st
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidArgs(f"{task_name}: invalid args: {exc}") from None
+
+
+def to_message(value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` to publish: a dict (or model) travels as keywords, Flower shows them by
+    name; any other value as the one positional argument."""
+    wire = to_wire(value)
+    return ((), wire) if isinstance(wire, dict) else ((wire,), {})
 
 
 def to_wire(value: Any) -> Any:

@@ -67,23 +67,31 @@ def current() -> ActiveContext | None:
     return _active.get()
 
 
-def enter(ctx: ActiveContext, otel_span: Any = None) -> Callable[[], None]:
-    """Make ``ctx`` active (and its span the current OTel span); returns the function that
-    restores what was active before. Prefer ``activate`` unless the reset happens elsewhere."""
+def enter(ctx: ActiveContext, otel_span: Any = None, *, attach_otel: bool = True) -> Callable[[], None]:
+    """Make ``ctx`` active (and, with ``attach_otel``, its span the current OTel span); returns
+    the function that restores what was active before. Prefer ``activate`` unless the reset
+    happens elsewhere (``task_postrun``: there only the Crux context may outlive the task
+    function, since other ``task_postrun`` receivers detach their own OTel context)."""
     token = _active.set(ctx)
-    span = otel_span if otel_span is not None else (ctx.span.otel_span if ctx.span else None)
-    if span is None:
-        span = NonRecordingSpan(otel.remote_context(ctx.parent.trace_id, ctx.parent.span_id))
-    otel_token = otel.attach(span)
+    otel_token = attach_span(ctx, otel_span) if attach_otel else None
 
     def reset() -> None:
-        otel.detach(otel_token)
+        if otel_token is not None:
+            otel.detach(otel_token)
         try:
             _active.reset(token)
         except ValueError:  # reset from another context: clear rather than leak
             _active.set(None)
 
     return reset
+
+
+def attach_span(ctx: ActiveContext, otel_span: Any = None) -> object:
+    """Make the context's span (or ``otel_span``) the current OTel span; returns the token."""
+    span = otel_span if otel_span is not None else (ctx.span.otel_span if ctx.span else None)
+    if span is None:
+        span = NonRecordingSpan(otel.remote_context(ctx.parent.trace_id, ctx.parent.span_id))
+    return otel.attach(span)
 
 
 @contextmanager

@@ -55,17 +55,19 @@ def install() -> None:
 
 @_guarded
 def on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
-    """Inject the envelope at the top level of the headers; never overwrite one already there
-    (a retry re-sends its original headers)."""
-    if not isinstance(headers, dict) or HEADER in headers:
+    """Inject the envelope at the top level of the headers. An envelope already there is kept
+    (a child's retry re-sends its boundary unchanged), except on a retry of the execution that
+    owns its run: that retry resumes the run from the attempt that just failed."""
+    if not isinstance(headers, dict):
         return
     ctx = current()
+    retry_of_owner = ctx is not None and ctx.owner and headers.get("id") == ctx.task_id
+    if HEADER in headers and not retry_of_owner:
+        return
     envelope = pending_envelope()
     if envelope is None:
         if ctx is None:
             return
-        # self.retry() of the execution that owns its run: the retry owns it next
-        retry_of_owner = ctx.owner and headers.get("id") == ctx.task_id
         envelope = ctx.envelope(owner=True) if retry_of_owner else ctx.envelope()
     from cruxcelery.runtime import Crux
 
@@ -106,7 +108,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
         envelope.run_name or str(task.name), envelope.run_started_at or time.time(), task_id=task_id,
         flow_id=envelope.flow_id, flow_step=envelope.flow_step,
     )
-    execution.defer_or_run(task_id, enter(ctx))
+    execution.defer_or_run(task_id, enter(ctx, attach_otel=False))
     _plain.executions[task_id] = (runtime, segment, envelope)
 
 

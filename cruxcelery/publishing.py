@@ -35,7 +35,9 @@ def outgoing(envelope: Envelope | None) -> Iterator[None]:
         _outgoing.reset(token)
 
 
-def send(ctx: context.ActiveContext, task: Task | str, args: Any, options: dict[str, Any]) -> AsyncResult:
+def send(
+    ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any]
+) -> AsyncResult[Any]:
     """Publish ``task`` (a task object or a registered name) with ``args``: a crux action takes
     one dict or model; a plain task takes a dict (keywords), a list or tuple (positional) or None."""
     if isinstance(task, str):
@@ -63,15 +65,15 @@ def _split(args: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     raise CruxError(f"plain Celery task args must be a dict, list or tuple, not {type(args).__name__}")
 
 
-def task_name(task: Task | str) -> str:
+def task_name(task: Task[Any, Any] | str) -> str:
     return task if isinstance(task, str) else str(task.name)
 
 
 def publish(
-    ctx: context.ActiveContext, label: str, task: Task | str, args: Any, options: dict[str, Any],
+    ctx: context.ActiveContext, label: str, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
     *, kind: boundaries.BoundaryKind, detached: bool = False, envelope: Envelope | None = None,
     end_span: bool = False,
-) -> AsyncResult:
+) -> AsyncResult[Any]:
     """Open the boundary, flush (bounded), publish with the envelope, return the result.
 
     ``detached``: the child starts its own run linked to the boundary span; ``envelope``: publish

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
 class Scheduler:
     def run_after(
-        self, label: str, delay_s: float, task: Task | str, args: Any = None,
+        self, label: str, delay_s: float, task: Task[Any, Any] | str, args: Any = None,
         observability: Envelope | dict[str, Any] | str | None = None, **options: Any,
-    ) -> AsyncResult:
+    ) -> AsyncResult[Any]:
         """Publish ``task`` with ``countdown=delay_s``. The enqueue is recorded in the current
         trace (a ``runtime.celery.schedule`` span). By default the task starts its own run,
         linked to that span; with ``observability=capture_context()`` it continues that run in a

@@ -123,6 +123,12 @@ def retrying(ctx: ActionContext, args: Topic) -> dict[str, Any]:
     return {"attempts": ctx.request.retries + 1, "runId": ctx.run_id}
 
 
+@crux.action(name="t.parent_of_retrying", observability_name="parent of retrying", args=Topic)
+def parent_of_retrying(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    ctx.crux.run_action("call retrying child", retrying, args)
+    return {"ok": True}
+
+
 @crux.action(name="t.schedules", observability_name="schedules", args=Topic)
 def schedules(ctx: ActionContext, args: Topic) -> dict[str, Any]:
     if args.topic == "continuation":
@@ -144,3 +150,40 @@ def queries(ctx: ActionContext, args: Topic) -> int:
 def sleepy(ctx: ActionContext, args: Topic) -> int:
     time.sleep(args.depth / 1000.0)
     return args.depth
+
+
+@crux.action(name="t.threaded", observability_name="threaded")
+def threaded(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Continues its run in a thread through capture_context / with_context."""
+    import threading
+
+    from cruxcelery import with_context
+
+    carrier = capture_context()
+    seen: dict[str, Any] = {}
+
+    def work() -> None:
+        with with_context(carrier):
+            seen["value"] = ctx.crux.run_query("in thread", lambda: 7)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return seen
+
+
+@crux.action(name="t.json_carrier", observability_name="json carrier")
+def json_carrier(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Sends the carrier as JSON text, as another queue would, and publishes under it."""
+    from cruxcelery import with_context
+
+    carrier = capture_context()
+    assert carrier is not None
+    with with_context(carrier.model_dump_json()):
+        leaf.delay({"topic": "from json"})
+    return {}
+
+
+@crux.action(name="t.applies", observability_name="applies")
+def applies(ctx: ActionContext, args: dict[str, Any]) -> Any:
+    return leaf.apply(args=({"topic": "inline"},)).get()

@@ -6,6 +6,7 @@ exporter) otherwise, so span and trace ids are always real W3C ids shared with a
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -81,7 +82,5 @@ def attach(span: trace.Span) -> object:
 
 
 def detach(token: object) -> None:
-    try:
+    with contextlib.suppress(Exception):  # detaching in another context must never hurt the task
         otel_context.detach(token)  # type: ignore[arg-type]
-    except Exception:  # detaching in another context must never hurt the task
-        pass

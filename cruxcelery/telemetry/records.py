@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from cruxcelery.telemetry import ids
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION: Literal[5] = 5
 
 RunStatus = Literal["running", "ok", "error", "blocked", "cancelled", "suspended"]
 SpanStatus = Literal["running", "ok", "error", "blocked", "cancelled", "suspended", "skipped"]

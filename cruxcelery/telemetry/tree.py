@@ -24,12 +24,17 @@ def render(records: Iterable[dict[str, Any]], *, show_detail: bool = True) -> st
         group.sort(key=lambda s: s["startedAt"])
     runs = {r["runId"]: r for r in records if r["type"] == "run:start"}
     run_ends = {r["runId"]: r for r in records if r["type"] == "run:end"}
+    edges = {r["toRunId"]: r for r in records if r["type"] == "edge"}
     lines: list[str] = []
     for root in children[None]:
         run = runs.get(root["runId"])
         if run is not None and run.get("name") == root["name"] and not root.get("parentSpanId"):
             end = run_ends.get(root["runId"], {})
             lines.append(f"run {run['name']!r} [{end.get('status', 'running')}] {root['runId']}")
+            edge = edges.get(root["runId"])
+            if edge is not None:
+                source = starts.get(edge["fromSpanId"], {}).get("name", edge["fromSpanId"])
+                lines.append(f"  ({edge['kind']} by {source!r} in {edge['fromRunId']})")
         _walk(root, children, ends, events, lines, 1, show_detail)
     return "\n".join(lines)
 

@@ -1,0 +1,1 @@
+"""Durable flows on Redis: snapshots, signals, leases, timers and their key layout."""

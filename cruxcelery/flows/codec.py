@@ -1,0 +1,58 @@
+"""JSON and Redis-reply helpers. Replies are narrowed at runtime, so either ``decode_responses``
+setting of the client works; JSON is the only encoding (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cruxcelery.flows.errors import FlowError
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON. Raises ``TypeError``/``ValueError`` for values JSON cannot carry (NaN too)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def loads(raw: bytes | str) -> Any:
+    return json.loads(raw)
+
+
+def text(value: object) -> str:
+    """A Redis reply as ``str`` (UTF-8 decoded when the client returns bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    raise FlowError(f"unexpected Redis reply {value!r}")
+
+
+def opt_text(value: object) -> str | None:
+    return None if value is None else text(value)
+
+
+def as_int(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    return int(text(value))
+
+
+def scored(rows: object) -> list[tuple[str, float]]:
+    """Narrow a ``WITHSCORES`` reply to ``[(member, score)]``."""
+    if not isinstance(rows, list):
+        raise FlowError(f"unexpected Redis reply {rows!r}")
+    out: list[tuple[str, float]] = []
+    for row in rows:
+        if not isinstance(row, list | tuple) or len(row) != 2:
+            raise FlowError(f"unexpected Redis reply {row!r}")
+        member, score = row
+        out.append((text(member), float(score)))
+    return out
+
+
+def reply_list(value: object) -> list[object]:
+    if not isinstance(value, list):
+        raise FlowError(f"unexpected Redis reply {value!r}")
+    return value

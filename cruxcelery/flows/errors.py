@@ -1,0 +1,83 @@
+"""Flow errors, and the control-flow signals the engine throws to unwind user code.
+
+``FlowError`` and its subclasses are ordinary errors (``CruxError`` -> ``Exception``). ``FlowControl``
+and its subclasses derive from ``BaseException`` on purpose: a bare ``except Exception`` in a user's
+step must not swallow a suspension, a cancellation, a child wait or an expiry.
+"""
+
+from __future__ import annotations
+
+from cruxcelery.errors import CruxError
+
+
+class FlowError(CruxError):
+    """Root of the flow errors."""
+
+
+class FlowNotFound(FlowError, KeyError):
+    """No snapshot is stored for this flow id."""
+
+    def __init__(self, flow_id: str) -> None:
+        super().__init__(flow_id)
+        self.flow_id = flow_id
+
+    def __str__(self) -> str:
+        return f"flow {self.flow_id!r} not found"
+
+
+class FlowNotWaiting(FlowError):
+    """The flow is finished (or otherwise not able to take this signal)."""
+
+
+class SignalRejected(FlowError, ValueError):
+    """A signal payload failed validation, or is not JSON."""
+
+
+class FlowDeterminismError(FlowError):
+    """On replay, the handler's steps changed name or order compared with the snapshot."""
+
+
+class InvalidFlowId(FlowError, ValueError):
+    """A flow id, flow name, signal name, step id or idempotency key is not a valid key part."""
+
+
+class InvalidCursor(FlowError, ValueError):
+    """A ``list_flows`` cursor was not produced by ``list_flows``."""
+
+
+class VersionConflict(FlowError):
+    """The stored snapshot's version is not the one the writer read: someone else wrote first."""
+
+    def __init__(self, flow_id: str, expected: int, actual: int | None) -> None:
+        super().__init__(f"flow {flow_id!r}: expected version {expected}, stored version is {actual}")
+        self.flow_id = flow_id
+        self.expected = expected
+        self.actual = actual
+
+
+class LeaseLost(FlowError):
+    """The execution lease expired or was taken by another execution."""
+
+
+class FlowControl(BaseException):
+    """Root of the engine's unwinding signals. Not an ``Exception``: user code cannot swallow it."""
+
+
+class FlowSuspended(FlowControl):
+    """The flow suspended (on a signal or a condition); the current execution ends."""
+
+
+class FlowCancelled(FlowControl):
+    """The flow was cancelled; the current execution ends."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FlowWaiting(FlowControl):
+    """The flow waits on a child task; the current execution ends and frees the worker."""
+
+
+class FlowExpired(FlowControl):
+    """A suspended flow's timeout passed before a signal arrived."""

@@ -1,0 +1,120 @@
+"""Pydantic models of everything the flow store keeps. Times are epoch milliseconds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from cruxcelery.flows.clock import now_ms
+from cruxcelery.flows.keys import validate_flow_id, validate_flow_name, validate_idempotency_key
+from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES, FlowStatus
+
+__all__ = [
+    "FLOW_STATUSES",
+    "TERMINAL_STATUSES",
+    "ErrorInfo",
+    "FlowSnapshot",
+    "FlowStatus",
+    "FlowSummary",
+    "StepRecord",
+    "Waiting",
+]
+
+FlowIdField = Annotated[str, AfterValidator(validate_flow_id)]
+FlowNameField = Annotated[str, AfterValidator(validate_flow_name)]
+IdempotencyKeyField = Annotated[str, AfterValidator(validate_idempotency_key)]
+EpochMs = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StepRecord(_Model):
+    """A completed step: its output is replayed, not re-executed."""
+
+    output: Any = None
+    duration_ms: float = Field(default=0.0, ge=0)
+    attempts: int = Field(default=1, ge=1)
+    completed_at: EpochMs = Field(default_factory=now_ms)
+
+
+class Waiting(_Model):
+    """What a suspended (or waiting) flow waits for."""
+
+    kind: Literal["signal", "condition", "child"]
+    name: str
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    timeout_at: EpochMs | None = None
+    every_s: float | None = Field(default=None, gt=0)
+    child_task_id: str | None = None
+    occurrence: int = Field(default=0, ge=0)
+
+
+class ErrorInfo(_Model):
+    """Summary of the error a flow failed with."""
+
+    message: str
+    name: str | None = None
+    category: str | None = None
+    retryable: bool | None = None
+
+
+class FlowSummary(_Model):
+    """What ``list_flows`` and ``status()`` return: small, no step outputs."""
+
+    flow_id: FlowIdField
+    name: FlowNameField
+    status: FlowStatus
+    suspended_at: str | None = None
+    created_at: EpochMs
+    updated_at: EpochMs
+    timeout_at: EpochMs | None = None
+    parent_flow_id: FlowIdField | None = None
+
+
+class FlowSnapshot(_Model):
+    """The durable state of one flow, stored under ``FlowKeys.flow(flow_id)``."""
+
+    flow_id: FlowIdField
+    name: FlowNameField
+    status: FlowStatus = "pending"
+    input: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    error: ErrorInfo | None = None
+    cancel_reason: str | None = None
+    suspended_at: str | None = None
+    waiting: Waiting | None = None
+    completed_steps: dict[str, StepRecord] = Field(default_factory=dict)
+    step_order: list[str] = Field(default_factory=list)
+    delivered_signals: dict[str, Any] = Field(default_factory=dict)
+    rejected_signals: list[dict[str, Any]] = Field(default_factory=list)
+    parent_flow_id: FlowIdField | None = None
+    trace_context: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: IdempotencyKeyField | None = None
+    version: int = Field(default=0, ge=0)
+    created_at: EpochMs = Field(default_factory=now_ms)
+    updated_at: EpochMs = Field(default_factory=now_ms)
+    segments: int = Field(default=0, ge=0)
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the flow is completed, failed, cancelled or expired."""
+        return self.status in TERMINAL_STATUSES
+
+    def summary(self) -> FlowSummary:
+        return FlowSummary(
+            flow_id=self.flow_id,
+            name=self.name,
+            status=self.status,
+            suspended_at=self.suspended_at,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            timeout_at=self.waiting.timeout_at if self.waiting is not None else None,
+            parent_flow_id=self.parent_flow_id,
+        )
+
+    def to_json(self) -> str:
+        """The stored form: JSON, aliases (``schema``) applied."""
+        return self.model_dump_json(by_alias=True)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from cruxcelery.errors import ConfigurationError
+from cruxcelery.flows.errors import FlowError, InvalidFlowId
+from cruxcelery.flows.keys import FlowKeys, create_flow_id
+from cruxcelery.flows.snapshot import FlowSnapshot
+from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.timers import Timer
+
+FLOWS_DIR = Path(__file__).resolve().parents[2] / "cruxcelery" / "flows"
+
+
+def test_key_layout() -> None:
+    keys = FlowKeys("app")
+
+    assert keys.flow("f1") == "app:flow:f1"
+    assert keys.signal("f1", "approval") == "app:signal:f1:approval"
+    assert keys.status_index("suspended") == "app:flows:status:suspended"
+    assert keys.name_index("writer") == "app:flows:name:writer"
+    assert keys.all_index() == "app:flows:all"
+    assert keys.lease("f1") == "app:lock:flow:f1"
+    assert keys.wake("f1") == "app:wake:flow:f1"
+    assert keys.child_result("f1", "plan-0") == "app:child:f1:plan-0"
+    assert keys.idempotency("writer", "order:42") == "app:idem:writer:order:42"
+    assert keys.timers() == "app:timers"
+    assert keys.flow_timers("f1") == "app:timers:flow:f1"
+    assert FlowKeys().flow("f1") == "crux:flow:f1"
+
+
+def test_create_flow_id_format() -> None:
+    first, second = create_flow_id(), create_flow_id()
+    assert re.fullmatch(r"flow_[0-9a-f]{24}", first)
+    assert first != second
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 129, "a/b", "a*", "é", "a\nb", "{x}"])
+def test_invalid_flow_ids_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidFlowId, match="invalid flow id"):
+        FlowKeys().flow(bad)
+
+
+def test_colons_are_allowed_in_flow_ids_and_idempotency_keys_only() -> None:
+    keys = FlowKeys()
+    assert keys.flow("tenant:7:draft.1_a-b") == "crux:flow:tenant:7:draft.1_a-b"
+    builders: list[Callable[[], str]] = [
+        lambda: keys.signal("f1", "a:b"),
+        lambda: keys.child_result("f1", "a:b"),
+        lambda: keys.name_index("a:b"),
+        lambda: keys.idempotency("a:b", "k"),
+    ]
+    for build in builders:
+        with pytest.raises(InvalidFlowId):
+            build()
+
+
+def test_invalid_prefix_and_status_are_rejected() -> None:
+    with pytest.raises(ConfigurationError):
+        FlowKeys("bad prefix")
+    with pytest.raises(InvalidFlowId):
+        FlowKeys().status_index("sleeping")
+
+
+def test_invalid_ids_are_rejected_before_any_redis_command() -> None:
+    # Port 1 refuses connections: any command would raise ConnectionError, not InvalidFlowId.
+    store = RedisFlowStore(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    good = FlowSnapshot(flow_id="f1", name="writer")
+    bad_id, bad_name = "bad id", "bad:name"
+    calls: list[Callable[[], Any]] = [
+        lambda: store.create(good, idempotency_key="bad key"),
+        lambda: store.load(bad_id),
+        lambda: store.require(bad_id),
+        lambda: store.exists(bad_id),
+        lambda: store.cancel(bad_id, "x"),
+        lambda: store.acquire_lease(bad_id, 10),
+        lambda: store.acquire_lease_or_request_wake(bad_id, 10),
+        lambda: store.renew_lease(bad_id, "t", 10),
+        lambda: store.release_lease(bad_id, "t"),
+        lambda: store.request_wake(bad_id),
+        lambda: store.take_wake(bad_id),
+        lambda: store.push_signal("f1", bad_name, {}),
+        lambda: store.push_signal(bad_id, "approval", {}),
+        lambda: store.pop_signal("f1", bad_name),
+        lambda: store.peek_signal("f1", bad_name),
+        lambda: store.pending_signal_count("f1", bad_name),
+        lambda: store.clear_signals("f1", ["ok", bad_name]),
+        lambda: store.put_child_result("f1", bad_name, {}),
+        lambda: store.get_child_result(bad_id, "s"),
+        lambda: store.delete_child_result(bad_id, "s"),
+        lambda: store.remove_timers_for(bad_id),
+        lambda: store.list_flows(name=bad_name),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidFlowId):
+            call()
+    store.redis.close()
+
+
+def test_models_refuse_invalid_ids() -> None:
+    with pytest.raises(ValueError):
+        FlowSnapshot(flow_id="bad id", name="writer")
+    with pytest.raises(ValueError):
+        FlowSnapshot(flow_id="f1", name="bad:name")
+    with pytest.raises(ValueError):
+        Timer(flow_id="bad id", version=0, kind="wake", due_ms=0)
+
+
+def test_flow_errors_share_the_crux_root() -> None:
+    from cruxcelery.errors import CruxError
+    from cruxcelery.flows import errors
+
+    assert issubclass(errors.FlowError, CruxError)
+    assert issubclass(errors.FlowNotFound, KeyError)
+    assert issubclass(errors.SignalRejected, ValueError) and issubclass(errors.InvalidFlowId, ValueError)
+    for control in (errors.FlowSuspended, errors.FlowCancelled, errors.FlowWaiting, errors.FlowExpired):
+        assert issubclass(control, errors.FlowControl) and not issubclass(control, Exception)
+    assert errors.FlowCancelled("no").reason == "no"
+    assert issubclass(errors.VersionConflict, FlowError) and issubclass(errors.LeaseLost, FlowError)
+
+
+def test_control_flow_escapes_except_exception() -> None:
+    from cruxcelery.flows.errors import FlowSuspended
+
+    def user_step() -> None:
+        try:
+            raise FlowSuspended("approval")
+        except Exception:  # what careless user code does
+            pytest.fail("FlowSuspended was swallowed by except Exception")
+
+    with pytest.raises(FlowSuspended):
+        user_step()
+
+
+_FORBIDDEN = [
+    re.compile(r"scan_iter"),
+    re.compile(r"\.(scan|sscan|hscan|zscan|keys)\s*\("),
+    re.compile(r"""['"](scan|keys|sscan|hscan|zscan)['"]""", re.IGNORECASE),
+]
+
+
+def test_the_flow_package_never_scans_the_keyspace() -> None:
+    sources = sorted(FLOWS_DIR.glob("*.py"))
+    assert len(sources) > 5
+    for source in sources:
+        code = source.read_text()
+        for pattern in _FORBIDDEN:
+            assert not pattern.search(code), f"{source.name} uses {pattern.pattern}"

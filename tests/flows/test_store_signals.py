@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from cruxcelery.flows.errors import SignalRejected
+from cruxcelery.flows.store import RedisFlowStore
+
+
+def test_signals_are_buffered_and_delivered_fifo(store: RedisFlowStore) -> None:
+    for i in range(3):
+        store.push_signal("f1", "approval", {"n": i})
+
+    assert store.pending_signal_count("f1", "approval") == 3
+    assert [store.pop_signal("f1", "approval") for _ in range(4)] == [
+        (True, {"n": 0}),
+        (True, {"n": 1}),
+        (True, {"n": 2}),
+        (False, None),
+    ]
+
+
+def test_a_null_payload_is_a_delivered_signal(store: RedisFlowStore) -> None:
+    store.push_signal("f1", "approval", None)
+
+    assert store.peek_signal("f1", "approval") == (True, None)
+    assert store.pop_signal("f1", "approval") == (True, None)
+    assert store.pop_signal("f1", "approval") == (False, None)
+
+
+def test_concurrent_pops_deliver_each_payload_once(store: RedisFlowStore) -> None:
+    for i in range(20):
+        store.push_signal("f1", "approval", i)
+    delivered: list[Any] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(20)
+
+    def pop() -> None:
+        barrier.wait()
+        while True:
+            found, payload = store.pop_signal("f1", "approval")
+            if not found:
+                return
+            with lock:
+                delivered.append(payload)
+
+    threads = [threading.Thread(target=pop) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(delivered) == list(range(20))
+
+
+def test_peek_does_not_consume(store: RedisFlowStore) -> None:
+    assert store.peek_signal("f1", "approval") == (False, None)
+    store.push_signal("f1", "approval", {"ok": True})
+
+    assert store.peek_signal("f1", "approval") == (True, {"ok": True})
+    assert store.pending_signal_count("f1", "approval") == 1
+
+
+def test_signal_names_are_separate_queues(store: RedisFlowStore) -> None:
+    store.push_signal("f1", "approval", 1)
+    store.push_signal("f1", "review", 2)
+    store.push_signal("f2", "approval", 3)
+
+    assert store.pop_signal("f1", "review") == (True, 2)
+    assert store.pop_signal("f1", "approval") == (True, 1)
+    assert store.pop_signal("f2", "approval") == (True, 3)
+
+
+def test_clear_signals_deletes_only_the_named_queues(store: RedisFlowStore) -> None:
+    store.push_signal("f1", "approval", 1)
+    store.push_signal("f1", "review", 2)
+
+    assert store.clear_signals("f1", ["approval", "missing"]) == 1
+
+    assert store.pending_signal_count("f1", "approval") == 0
+    assert store.pending_signal_count("f1", "review") == 1
+    assert store.clear_signals("f1", []) == 0
+
+
+def test_signal_queue_expires(store: RedisFlowStore) -> None:
+    store.push_signal("f1", "approval", 1)
+    assert store.redis.pttl(store.keys.signal("f1", "approval")) > 29 * 86_400_000
+
+
+def test_a_payload_that_is_not_json_is_rejected(store: RedisFlowStore) -> None:
+    with pytest.raises(SignalRejected):
+        store.push_signal("f1", "approval", {"when": object()})
+    with pytest.raises(SignalRejected):
+        store.push_signal("f1", "approval", float("nan"))
+    assert store.pending_signal_count("f1", "approval") == 0
+
+
+def test_a_corrupt_stored_payload_is_reported(store: RedisFlowStore) -> None:
+    store.redis.rpush(store.keys.signal("f1", "approval"), b"{not json")
+
+    with pytest.raises(SignalRejected, match="not JSON"):
+        store.pop_signal("f1", "approval")
