@@ -7,26 +7,81 @@ from cruxcelery.actions import ActionContext, CruxTask
 from cruxcelery.context import capture_context, with_context
 from cruxcelery.envelope import Envelope
 from cruxcelery.errors import ConfigurationError, CruxError, InvalidArgs, NotInAction
+from cruxcelery.flows.api import cancel_flow, create_flow_id, list_flows, signal_flow
+from cruxcelery.flows.errors import (
+    ChildFailed,
+    DuplicateStep,
+    FlowCancelled,
+    FlowDeterminismError,
+    FlowError,
+    FlowExpired,
+    FlowNotFound,
+    FlowNotWaiting,
+    FlowSuspended,
+    InvalidFlowId,
+    SignalRejected,
+    StepFailed,
+)
+from cruxcelery.flows.handle import FlowHandle
+from cruxcelery.flows.results import (
+    FlowCancelledResult,
+    FlowCompleted,
+    FlowExpiredResult,
+    FlowFailed,
+    FlowResult,
+    FlowSuspendedResult,
+    Retry,
+)
+from cruxcelery.flows.scope import FlowScope
+from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.runtime import Crux
 from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 
 __all__ = [
-    # runtime
+    # runtime and actions
     "ActionContext",
-    # errors
-    "ConfigurationError",
     "Crux",
-    "CruxError",
     "CruxSettings",
     "CruxTask",
     # context propagation
     "Envelope",
-    # telemetry
-    "FlushResult",
-    "InvalidArgs",
-    "NotInAction",
-    "RecordExporter",
     "capture_context",
     "with_context",
+    # flows
+    "FlowCancelledResult",
+    "FlowCompleted",
+    "FlowExpiredResult",
+    "FlowFailed",
+    "FlowHandle",
+    "FlowResult",
+    "FlowScope",
+    "FlowSnapshot",
+    "FlowSummary",
+    "FlowSuspendedResult",
+    "Retry",
+    "cancel_flow",
+    "create_flow_id",
+    "list_flows",
+    "signal_flow",
+    # telemetry
+    "FlushResult",
+    "RecordExporter",
+    # errors
+    "ChildFailed",
+    "ConfigurationError",
+    "CruxError",
+    "DuplicateStep",
+    "FlowCancelled",
+    "FlowDeterminismError",
+    "FlowError",
+    "FlowExpired",
+    "FlowNotFound",
+    "FlowNotWaiting",
+    "FlowSuspended",
+    "InvalidArgs",
+    "InvalidFlowId",
+    "NotInAction",
+    "SignalRejected",
+    "StepFailed",
 ]

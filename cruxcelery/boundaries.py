@@ -31,7 +31,7 @@ def lease_seconds(task: Any, default_s: float) -> float:
 
 def request(
     ctx: ActiveContext, label: str, task_name: str, kind: BoundaryKind, lease_s: float,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, envelope_fields: dict[str, Any] | None = None,
 ) -> tuple[CruxSpan, Envelope]:
     """Open the boundary span under the active context and emit ``requested``. Returns the span
     and the continuation envelope the child must carry."""
@@ -48,7 +48,7 @@ def request(
     })
     envelope = ctx.envelope(
         parent_span_id=span.span_id, boundary_id=boundary, boundary_started_at=span.started_at,
-        lease_expires_at=lease_at, label=clip(label),
+        lease_expires_at=lease_at, label=clip(label), **(envelope_fields or {}),
     )
     return span, envelope
 

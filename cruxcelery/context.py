@@ -35,7 +35,6 @@ class ActiveContext:
     task_id: str | None = None
     owner: bool = False
     flow_id: str | None = None
-    flow_step: str | None = None
     # set by flows: a step that wants its child tasks durable intercepts run_action through this
     step_hook: Callable[..., Any] | None = None
 

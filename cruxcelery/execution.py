@@ -82,7 +82,6 @@ def open_execution(
     ctx = ActiveContext(
         runtime, segment, span.ref, envelope.run_name or name, envelope.run_started_at or time.time(),
         span=span, task_id=task_id, owner=envelope.owner, flow_id=envelope.flow_id,
-        flow_step=envelope.flow_step,
     )
     return Execution(ctx, span, envelope, task_name)
 

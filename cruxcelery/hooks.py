@@ -16,7 +16,7 @@ from cruxcelery import boundaries, execution
 from cruxcelery.context import ActiveContext, current, enter
 from cruxcelery.envelope import HEADER, Envelope
 from cruxcelery.errors import CruxError
-from cruxcelery.publishing import pending_envelope
+from cruxcelery.publishing import is_quiet, pending_envelope
 from cruxcelery.telemetry.spans import RunRef, Segment, SpanRef
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **_: A
     """Inject the envelope at the top level of the headers. An envelope already there is kept
     (a child's retry re-sends its boundary unchanged), except on a retry of the execution that
     owns its run: that retry resumes the run from the attempt that just failed."""
-    if not isinstance(headers, dict):
+    if not isinstance(headers, dict) or is_quiet():
         return
     ctx = current()
     retry_of_owner = ctx is not None and ctx.owner and headers.get("id") == ctx.task_id
@@ -106,7 +106,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
     ctx = ActiveContext(
         runtime, segment, SpanRef(envelope.trace_id, envelope.parent_span_id),
         envelope.run_name or str(task.name), envelope.run_started_at or time.time(), task_id=task_id,
-        flow_id=envelope.flow_id, flow_step=envelope.flow_step,
+        flow_id=envelope.flow_id,
     )
     execution.defer_or_run(task_id, enter(ctx, attach_otel=False))
     _plain.executions[task_id] = (runtime, segment, envelope)

@@ -19,11 +19,27 @@ if TYPE_CHECKING:
     from celery.result import AsyncResult
 
 _outgoing: ContextVar[Envelope | None] = ContextVar("cruxcelery_outgoing", default=None)
+_quiet: ContextVar[bool] = ContextVar("cruxcelery_quiet", default=False)
 
 
 def pending_envelope() -> Envelope | None:
     """The envelope the next publish in this context must carry, if one was set."""
     return _outgoing.get()
+
+
+def is_quiet() -> bool:
+    """True while cruxcelery publishes its own bookkeeping tasks (no envelope wanted)."""
+    return _quiet.get()
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Publish without an envelope: wake-ups and resumes carry their context in Redis."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
 
 
 @contextmanager
@@ -72,7 +88,7 @@ def task_name(task: Task[Any, Any] | str) -> str:
 def publish(
     ctx: context.ActiveContext, label: str, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
     *, kind: boundaries.BoundaryKind, detached: bool = False, envelope: Envelope | None = None,
-    end_span: bool = False,
+    end_span: bool = False, envelope_fields: dict[str, Any] | None = None,
 ) -> AsyncResult[Any]:
     """Open the boundary, flush (bounded), publish with the envelope, return the result.
 
@@ -82,7 +98,8 @@ def publish(
     runtime = ctx.runtime
     target = runtime.app.tasks.get(task) if isinstance(task, str) else task
     lease = boundaries.lease_seconds(target, runtime.settings.default_lease_s)
-    span, child_env = boundaries.request(ctx, label, task_name(task), kind, lease)
+    span, child_env = boundaries.request(ctx, label, task_name(task), kind, lease,
+                                         envelope_fields=envelope_fields)
     if detached:
         child_env = child_env.model_copy(update={"kind": "detached"})
     runtime.flush(runtime.settings.boundary_flush_timeout_s)

@@ -7,7 +7,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from celery import Celery
 from pydantic import BaseModel
@@ -20,6 +20,10 @@ from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.sinks import JsonlFileSink
+
+if TYPE_CHECKING:
+    from cruxcelery.flows.handle import FlowHandle
+    from cruxcelery.flows.manager import FlowRuntime
 
 log = logging.getLogger("cruxcelery")
 
@@ -46,6 +50,7 @@ class Crux:
         if self.settings.records_file:
             self.recorder.add_exporter(JsonlFileSink(self.settings.records_file))
         self._completion_listeners: list[CompletionListener] = []
+        self._flows: FlowRuntime | None = None
         app._cruxcelery = self  # type: ignore[attr-defined]
         with Crux._lock:
             Crux._instances.add(self)
@@ -85,6 +90,20 @@ class Crux:
             )
 
         return decorate(fn) if fn is not None else decorate
+
+    # -- flows (they plug into the runtime; imported on first use) -----------------------------
+    @property
+    def flows(self) -> FlowRuntime:
+        if self._flows is None:
+            from cruxcelery.flows.manager import FlowRuntime
+
+            self._flows = FlowRuntime(self)
+        return self._flows
+
+    def flow(self, name: str, *, args: type[BaseModel],
+             signals: dict[str, type[BaseModel]] | None = None) -> FlowHandle[Any]:
+        """Define a durable flow; decorate its body with ``@handle.handler``."""
+        return self.flows.flow(name, args, signals)
 
     # -- telemetry -------------------------------------------------------------------------------
     def add_exporter(self, exporter: RecordExporter) -> None:

@@ -15,6 +15,8 @@
 | CRUX_QUEUE_MAX_RECORDS | queue_max_records | ``10000`` | in-process delivery queue bound (oldest dropped and counted) |
 | CRUX_QUEUE_MAX_BYTES | queue_max_bytes | ``33554432`` | the same bound in bytes |
 | CRUX_TELEMETRY | telemetry_enabled | ``true`` | ``false`` turns record emission off entirely |
+| CRUX_FLOW_LEASE_S | flow_lease_s | ``30`` | one execution per flow: the lease (renewed while it runs) lapses this long after a crash |
+| CRUX_TIMER_HOP_S | timer_hop_s | half the broker visibility timeout, at most ``300`` | longest countdown of one timer wake-up |
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class CruxSettings(BaseModel):
     queue_max_records: int = Field(default=10_000, ge=1)
     queue_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     telemetry_enabled: bool = True
+    flow_lease_s: float = Field(default=30.0, ge=1, le=3600)
+    timer_hop_s: float | None = Field(default=None, gt=0)
 
     @field_validator("devtools_url")
     @classmethod

@@ -26,7 +26,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     result_expires=600,
 )
-crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0))
+crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0, key_prefix="crux-t"))
 SINK = MemorySink()
 crux.add_exporter(SINK)
 
@@ -187,3 +187,6 @@ def json_carrier(ctx: ActionContext, args: dict[str, Any]) -> dict[str, Any]:
 @crux.action(name="t.applies", observability_name="applies")
 def applies(ctx: ActionContext, args: dict[str, Any]) -> Any:
     return leaf.apply(args=({"topic": "inline"},)).get()
+
+
+import tests.app_flows  # noqa: E402,F401  (the flows the suite drives register on this app)

@@ -60,7 +60,10 @@ class LeaseLost(FlowError):
 
 
 class FlowControl(BaseException):
-    """Root of the engine's unwinding signals. Not an ``Exception``: user code cannot swallow it."""
+    """Root of the engine's unwinding signals. Not an ``Exception``: user code cannot swallow it.
+    ``crux_span_status`` is how a span this unwinds ends (control flow is not an error)."""
+
+    crux_span_status = "suspended"
 
 
 class FlowSuspended(FlowControl):
@@ -74,6 +77,8 @@ class FlowCancelled(FlowControl):
         super().__init__(reason)
         self.reason = reason
 
+    crux_span_status = "cancelled"
+
 
 class FlowWaiting(FlowControl):
     """The flow waits on a child task; the current execution ends and frees the worker."""
@@ -81,3 +86,17 @@ class FlowWaiting(FlowControl):
 
 class FlowExpired(FlowControl):
     """A suspended flow's timeout passed before a signal arrived."""
+
+    crux_span_status = "cancelled"
+
+
+class DuplicateStep(FlowError, ValueError):
+    """Two steps of one flow share a label."""
+
+
+class StepFailed(FlowError):
+    """A step failed after its last attempt and had no fallback."""
+
+
+class ChildFailed(FlowError):
+    """The child task a durable step waited on failed."""

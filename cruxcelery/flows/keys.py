@@ -20,6 +20,7 @@ Every part of a key is validated before a key is built, so user input never shap
 | ``idempotency(name, key)`` | ``{p}:idem:{name}:{key}`` | string: the flow id the key maps to |
 | ``timers()`` | ``{p}:timers`` | sorted set, member timer JSON, score due epoch ms |
 | ``flow_timers(id)`` | ``{p}:timers:flow:{id}`` | set: the flow's members of ``timers()`` |
+| ``timers_armed()`` | ``{p}:timers:armed`` | string: due ms of the earliest wake-up message in flight |
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ class FlowKeys:
 
     def timers(self) -> str:
         return f"{self.prefix}:timers"
+
+    def timers_armed(self) -> str:
+        """String: due epoch ms of the earliest timer wake-up message in flight."""
+        return f"{self.prefix}:timers:armed"
 
     def flow_timers(self, flow_id: str) -> str:
         return f"{self.prefix}:timers:flow:{validate_flow_id(flow_id)}"

@@ -1,0 +1,197 @@
+"""Executing a flow: one execution per flow at a time (a lease, renewed while it runs), the
+handler from the top with completed steps replayed, one segment of the flow's run per execution."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from cruxcelery.actions import _HELPERS, ActionContext
+from cruxcelery.context import ActiveContext, activate
+from cruxcelery.flows.errors import (
+    FlowCancelled,
+    FlowError,
+    FlowExpired,
+    FlowNotFound,
+    FlowSuspended,
+    FlowWaiting,
+    LeaseLost,
+)
+from cruxcelery.flows.run import FlowRun
+from cruxcelery.flows.scope import FlowScope, _json_value, step_id_for
+from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
+from cruxcelery.telemetry import evidence, ids
+from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
+
+if TYPE_CHECKING:
+    from cruxcelery.flows.handle import FlowHandle
+    from cruxcelery.flows.manager import FlowRuntime
+
+log = logging.getLogger("cruxcelery.flows")
+
+
+class _LeaseKeeper:
+    """Renews the execution lease every third of its life while the execution runs."""
+
+    def __init__(self, flows: FlowRuntime, flow_id: str, token: str) -> None:
+        self.flows, self.flow_id, self.token = flows, flow_id, token
+        self.lost = False
+        self._stop = threading.Event()
+        self._ttl = flows.crux.settings.flow_lease_s
+        self._thread = threading.Thread(target=self._run, name=f"crux-lease-{flow_id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                if not self.flows.store.renew_lease(self.flow_id, self.token, self._ttl):
+                    self.lost = True
+                    return
+            except Exception:
+                log.warning("cruxcelery: could not renew the lease of flow %s", self.flow_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: str) -> dict[str, Any]:
+    """Run the flow if it has something to do. Returns ``{"flowId", "outcome"}``; ``busy`` when
+    another execution holds it (that one runs again for us: the wake flag)."""
+    store = flows.store
+    lease_s = flows.crux.settings.flow_lease_s
+    token = store.acquire_lease_or_request_wake(flow_id, lease_s)
+    if token is None:
+        # if the holder died, its lease lapses: a timer then resumes the flow
+        flows.timers.arm(flow_id, "lease", "lease", int((time.time() + lease_s + 0.5) * 1000))
+        return {"flowId": flow_id, "outcome": "busy"}
+    keeper = _LeaseKeeper(flows, flow_id, token)
+    outcome = "idle"
+    try:
+        while True:
+            store.take_wake(flow_id)
+            snap = store.load(flow_id)
+            if snap is None:
+                raise FlowNotFound(flow_id)
+            if snap.name != handle.name:
+                raise FlowError(f"flow {flow_id} is a {snap.name!r} flow, not {handle.name!r}")
+            if has_work(flows, snap):
+                outcome = run_segment(flows, handle, snap, reason)
+            if keeper.lost or not store.release_lease(flow_id, keeper.token):
+                break
+            token = store.acquire_lease_or_request_wake(flow_id, lease_s)
+            if token is None:
+                break
+            keeper.token, reason = token, "wake"
+    finally:
+        keeper.stop()
+    flows.timers.sweep()
+    return {"flowId": flow_id, "outcome": outcome}
+
+
+def has_work(flows: FlowRuntime, snap: FlowSnapshot) -> bool:
+    """Whether executing now can change anything (avoids empty segments on duplicate resumes)."""
+    if snap.is_terminal:
+        return False
+    waiting = snap.waiting
+    if snap.status in ("pending", "running") or waiting is None:
+        return True
+    if waiting.kind == "child":
+        key = f"{step_id_for(waiting.name)}.{max(waiting.occurrence, 1)}"
+        return flows.store.get_child_result(snap.flow_id, key) is not None
+    if waiting.kind == "signal":
+        overdue = waiting.timeout_at is not None and time.time() * 1000 >= waiting.timeout_at
+        return overdue or flows.store.pending_signal_count(snap.flow_id, waiting.name) > 0
+    return True  # a condition is re-evaluated on every resume
+
+
+def _open_segment(flows: FlowRuntime, snap: FlowSnapshot, reason: str) -> tuple[Segment, CruxSpan, float]:
+    """The segment and ``flow.run`` span of this execution: the run starts on the first one
+    (a child run when the flow was started inside another run) and resumes on later ones."""
+    recorder = flows.crux.recorder
+    tc = dict(snap.trace_context)
+    attributes = {"flowId": snap.flow_id}
+    if not tc.get("run_id"):
+        started_at = time.time()
+        parent = SpanRef(tc["trace_id"], tc["triggered_by_span_id"]) if tc.get("trace_id") else None
+        if parent is not None:
+            new_run = ids.run_id()
+            segment = Segment(recorder, RunRef(tc.get("operation_id", new_run), new_run, parent.trace_id))
+            segment.run_start(snap.name, "flow.run", parent_run_id=tc.get("parent_run_id"),
+                              triggered_by_span_id=parent.span_id, attributes=attributes, started_at=started_at)
+            span = segment.start_span(snap.name, "flow.run", parent=parent, flow_id=snap.flow_id,
+                                      attributes=attributes)
+        else:
+            segment, otel_started = new_root_segment(recorder, snap.name, "flow.run", adopt_current_otel=False)
+            segment.run_start(snap.name, "flow.run", attributes=attributes, started_at=started_at)
+            span = segment.start_span(snap.name, "flow.run", parent=None, started=otel_started,
+                                      flow_id=snap.flow_id, attributes=attributes)
+        run = segment.run
+        tc.update(run_id=run.run_id, operation_id=run.operation_id, trace_id=run.trace_id,
+                  root_span_id=span.span_id, run_started_at=repr(started_at))
+    else:
+        started_at = float(tc.get("run_started_at", time.time()))
+        segment = Segment(recorder, RunRef(tc["operation_id"], tc["run_id"], tc["trace_id"]))
+        segment.run_resume(reason, tc.get("last_segment_id"))
+        span = segment.start_span(snap.name, "flow.run", parent=SpanRef(tc["trace_id"], tc["root_span_id"]),
+                                  flow_id=snap.flow_id, attributes={**attributes, "resumeReason": reason})
+    tc["last_segment_id"] = segment.segment_id
+    snap.trace_context = tc
+    return segment, span, started_at
+
+
+def run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str) -> str:
+    segment, span, run_started = _open_segment(flows, snap, reason)
+    ctx = ActiveContext(flows.crux, segment, span.ref, snap.name, run_started, span=span, owner=True,
+                        flow_id=snap.flow_id)
+    run = FlowRun(flows.store, snap, segment, span, ctx, flows.timers, handle.signals)
+    try:
+        run.save(status="running", segments=snap.segments + 1)
+        with activate(ctx):
+            output = handle.call(FlowScope(run, handle.args.model_validate(snap.input)),
+                                 ActionContext(_HELPERS, handle.task, None))
+            output = _json_value("the flow's return value", output)
+        run.save(status="completed", output=output, waiting=None, suspended_at=None)
+        span.artifact("output", output)
+        span.end("ok")
+        segment.run_end("ok", run_started)
+        outcome = "completed"
+    except (FlowSuspended, FlowWaiting):
+        span.end("suspended")
+        waiting = run.snap.waiting
+        segment.run_suspend(f"{waiting.kind}:{waiting.name}" if waiting else "suspended")
+        outcome = run.snap.status
+    except FlowCancelled as cancelled:
+        _finish(run, status="cancelled", cancel_reason=cancelled.reason)
+        span.end("cancelled")
+        segment.run_end("cancelled", run_started)
+        outcome = "cancelled"
+    except FlowExpired as expired:
+        _finish(run, status="expired")
+        span.end("cancelled")
+        segment.run_end("cancelled", run_started,
+                        FlowExpired(f"flow expired waiting for {expired.args[0] if expired.args else 'a signal'}"))
+        outcome = "expired"
+    except LeaseLost as lost:
+        log.warning("cruxcelery: %s; this execution stops", lost)
+        span.end("cancelled")
+        outcome = "lease_lost"
+    except Exception as exc:
+        summary = evidence.summary(exc)
+        _finish(run, status="failed", error=ErrorInfo(message=summary["message"], name=summary.get("name")))
+        span.end("error", exc)
+        segment.run_end("error", run_started, exc)
+        outcome = "failed"
+    finally:
+        flows.crux.flush()
+    if run.snap.is_terminal and run.snap.parent_flow_id:
+        flows.resume(run.snap.parent_flow_id, "child_flow")
+    return outcome
+
+
+def _finish(run: FlowRun, **changes: Any) -> None:
+    """The terminal write; a flow cancelled from outside meanwhile stays cancelled."""
+    with contextlib.suppress(FlowCancelled, LeaseLost):
+        run.save(waiting=None, **changes)

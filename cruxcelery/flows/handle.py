@@ -1,0 +1,115 @@
+"""``crux.flow(name, args=Model, signals={...})``: the handle a flow is defined and driven with."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from celery import Task
+from pydantic import BaseModel
+
+from cruxcelery import args as action_args
+from cruxcelery.context import current
+from cruxcelery.errors import ConfigurationError
+from cruxcelery.flows import engine
+from cruxcelery.flows.keys import create_flow_id, validate_flow_id, validate_signal_name
+from cruxcelery.flows.results import FlowResult, result_of
+from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
+from cruxcelery.publishing import quiet
+
+if TYPE_CHECKING:
+    from cruxcelery.actions import ActionContext
+    from cruxcelery.flows.manager import FlowRuntime
+    from cruxcelery.flows.scope import FlowScope
+
+A = TypeVar("A", bound=BaseModel)
+Handler = Callable[["FlowScope[A]", A, "ActionContext"], Any]
+
+
+class FlowHandle(Generic[A]):
+    """``.handler`` registers the function; ``.task`` starts and resumes it on workers;
+    ``.start`` / ``.signal`` / ``.status`` / ``.result`` / ``.cancel`` drive it from anywhere."""
+
+    def __init__(self, flows: FlowRuntime, name: str, args: type[A],
+                 signals: dict[str, type[BaseModel]] | None) -> None:
+        self._flows = flows
+        self.name = name
+        self.args = args
+        self.signals: dict[str, type[BaseModel]] = {validate_signal_name(k): v for k, v in (signals or {}).items()}
+        self._fn: Handler[A] | None = None
+        self.task: Task[Any, Any] = self._register_task()
+
+    def _register_task(self) -> Task[Any, Any]:
+        handle = self
+
+        def run_flow(self: Task[Any, Any], flow_id: str, reason: str = "start") -> dict[str, Any]:
+            return engine.execute(handle._flows, handle, flow_id, reason)
+
+        app: Any = self._flows.crux.app
+        task: Task[Any, Any] = app.task(
+            name=f"crux.flow.{self.name}", bind=True, acks_late=True, reject_on_worker_lost=True,
+        )(run_flow)
+        return task
+
+    def handler(self, fn: Handler[A]) -> Handler[A]:
+        """Register ``fn(scope, args, ctx) -> result`` as the flow's body."""
+        if self._fn is not None:
+            raise ConfigurationError(f"flow {self.name!r} already has a handler")
+        self._fn = fn
+        return fn
+
+    def call(self, scope: FlowScope[A], ctx: ActionContext) -> Any:
+        if self._fn is None:
+            raise ConfigurationError(f"flow {self.name!r} has no handler: decorate one with @handle.handler")
+        return self._fn(scope, scope.input, ctx)
+
+    # -- driving ---------------------------------------------------------------------------------
+    def _create(self, args: Any, flow_id: str | None, idempotency_key: str | None) -> tuple[str, bool]:
+        model = action_args.coerce(self.args, (args,), {}, f"flow {self.name}")
+        flow_id = validate_flow_id(flow_id) if flow_id is not None else create_flow_id()
+        ctx = current()
+        trace: dict[str, str] = {}
+        if ctx is not None:  # started inside a run: the flow is a child run of it
+            trace = {"trace_id": ctx.run.trace_id, "operation_id": ctx.run.operation_id,
+                     "parent_run_id": ctx.run.run_id, "triggered_by_span_id": ctx.parent.span_id}
+        snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=model.model_dump(mode="json"),
+                                parent_flow_id=ctx.flow_id if ctx is not None else None,
+                                trace_context=trace, idempotency_key=idempotency_key)
+        return self._flows.store.create(snapshot, idempotency_key)
+
+    def start(self, args: A | dict[str, Any], flow_id: str | None = None,
+              idempotency_key: str | None = None) -> str:
+        """Write the ``pending`` snapshot, enqueue the flow, return its id at once. With an
+        ``idempotency_key`` (or an existing ``flow_id``) a repeated call returns the same flow."""
+        created_id, created = self._create(args, flow_id, idempotency_key)
+        if created:
+            with quiet():
+                self.task.apply_async(kwargs={"flow_id": created_id, "reason": "start"})
+        return created_id
+
+    def run_inline(self, args: A | dict[str, Any], flow_id: str | None = None) -> FlowResult | None:
+        """Run the flow in the caller until it completes or suspends (for app-owned wrappers)."""
+        created_id, _ = self._create(args, flow_id, None)
+        engine.execute(self._flows, self, created_id, "start")
+        return self.result(created_id)
+
+    def signal(self, flow_id: str, name: str, payload: Any = None) -> None:
+        """Validate ``payload``, store it and schedule the resume."""
+        self._flows.signal(flow_id, name, payload)
+
+    def status(self, flow_id: str) -> FlowSummary:
+        return self._flows.store.require(validate_flow_id(flow_id)).summary()
+
+    def result(self, flow_id: str, timeout_s: float | None = None) -> FlowResult | None:
+        """The flow's result now: ``None`` while pending, running or waiting on a child. With
+        ``timeout_s``, first wait up to that long for the flow to finish."""
+        deadline = time.monotonic() + (timeout_s or 0)
+        while True:
+            snapshot = self._flows.store.require(validate_flow_id(flow_id))
+            if snapshot.is_terminal or time.monotonic() >= deadline:
+                return result_of(snapshot)
+            time.sleep(0.02)
+
+    def cancel(self, flow_id: str, reason: str | None = None) -> FlowSummary:
+        return self._flows.cancel(flow_id, reason)

@@ -1,0 +1,50 @@
+"""One execution segment of a flow: its snapshot (saved with a version check), its records and
+the context its steps run under."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from cruxcelery.context import ActiveContext
+from cruxcelery.flows.errors import FlowCancelled, LeaseLost, VersionConflict
+from cruxcelery.flows.snapshot import FlowSnapshot
+from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.telemetry.spans import CruxSpan, Segment
+
+if TYPE_CHECKING:
+    from cruxcelery.flows.timing import Timers
+
+
+@dataclass
+class FlowRun:
+    store: RedisFlowStore
+    snap: FlowSnapshot
+    segment: Segment
+    span: CruxSpan
+    ctx: ActiveContext
+    timers: Timers
+    signals: dict[str, type[BaseModel]] = field(default_factory=dict)
+    saves: int = 0
+
+    @property
+    def flow_id(self) -> str:
+        return self.snap.flow_id
+
+    def save(self, **changes: Any) -> FlowSnapshot:
+        """Apply ``changes`` and write the snapshot if nobody else wrote it since we read it.
+        A flow cancelled meanwhile unwinds with ``FlowCancelled``; anything else means another
+        execution holds the flow now (``LeaseLost``)."""
+        for name, value in changes.items():
+            setattr(self.snap, name, value)
+        try:
+            self.snap = self.store.save(self.snap, self.snap.version)
+        except VersionConflict:
+            fresh = self.store.load(self.flow_id)
+            if fresh is None or fresh.status == "cancelled":
+                raise FlowCancelled(fresh.cancel_reason if fresh else "the flow was deleted") from None
+            raise LeaseLost(f"flow {self.flow_id} was written by another execution") from None
+        self.saves += 1
+        return self.snap

@@ -1,0 +1,103 @@
+"""Timers: a Redis sorted set is the source of truth; countdown tasks are only wake-ups.
+
+Each wake-up's countdown is shorter than the broker's visibility timeout (the Redis transport
+redelivers unacked ETA messages after it: celery #2599, kombu #337). A wake-up sweeps what is
+due and arms the next one; a sweep also runs at worker start and after every flow execution, so
+a lost wake-up only delays a timer. A claimed timer (ZREM) fires once; a stale one does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from cruxcelery.flows.snapshot import FlowSnapshot
+from cruxcelery.flows.timers import Timer
+from cruxcelery.publishing import quiet
+
+if TYPE_CHECKING:
+    from cruxcelery.flows.manager import FlowRuntime
+
+WAKE_TASK = "crux.flows.wake"
+MAX_HOP_S = 300.0
+log = logging.getLogger("cruxcelery.flows")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Timers:
+    def __init__(self, flows: FlowRuntime) -> None:
+        self._flows = flows
+
+    def hop_s(self) -> float:
+        configured = self._flows.crux.settings.timer_hop_s
+        if configured is not None:
+            return configured
+        options = self._flows.crux.app.conf.broker_transport_options or {}
+        visibility = float(options.get("visibility_timeout", 3600))
+        return max(0.5, min(MAX_HOP_S, visibility / 2))
+
+    def arm(self, flow_id: str, kind: str, name: str, due_ms: int, version: int = 0) -> None:
+        self._flows.store.add_timer(Timer(flow_id=flow_id, version=version, kind=kind, name=name,
+                                          due_ms=due_ms))
+        self.schedule_wakeup(due_ms)
+
+    def arm_for(self, snap: FlowSnapshot) -> None:
+        """The timers a suspended snapshot needs: its timeout and its periodic re-check."""
+        waiting = snap.waiting
+        if waiting is None:
+            return
+        name = f"{waiting.name}#{waiting.occurrence}"
+        if waiting.timeout_at is not None:
+            self.arm(snap.flow_id, "timeout", name, waiting.timeout_at, snap.version)
+        if waiting.every_s is not None:
+            due = _now_ms() + int(waiting.every_s * 1000)
+            if waiting.timeout_at is None or due < waiting.timeout_at:
+                self.arm(snap.flow_id, "recheck", name, due, snap.version)
+
+    def schedule_wakeup(self, due_ms: int, *, force: bool = False) -> None:
+        """Publish a wake-up for ``due_ms`` unless one at or before it is already in flight."""
+        redis = self._flows.store.redis
+        key = self._flows.store.keys.timers_armed()
+        now = _now_ms()
+        fire_at = max(now, min(due_ms, now + int(self.hop_s() * 1000)))
+        armed = redis.get(key)
+        if not force and armed is not None and int(armed) <= fire_at + 50:
+            return
+        redis.set(key, fire_at, px=fire_at - now + 60_000)
+        with quiet():
+            self._flows.crux.app.send_task(WAKE_TASK, kwargs={"armed": fire_at},
+                                           countdown=(fire_at - now) / 1000.0)
+
+    def wake(self, armed: int | None) -> int:
+        """The wake-up task: forget this wake-up, sweep, arm the next."""
+        redis = self._flows.store.redis
+        key = self._flows.store.keys.timers_armed()
+        current = redis.get(key)
+        if armed is not None and current is not None and int(current) == armed:
+            redis.delete(key)
+        return self.sweep()
+
+    def sweep(self, *, force_next: bool = False) -> int:
+        """Fire every due timer this process can claim; arm a wake-up for the next one."""
+        store = self._flows.store
+        fired = 0
+        for timer in store.due_timers(_now_ms(), limit=200):
+            if store.claim_timer(timer):
+                fired += self._fire(timer)
+        upcoming = store.next_due_ms()
+        if upcoming is not None:
+            self.schedule_wakeup(upcoming, force=force_next)
+        return fired
+
+    def _fire(self, timer: Timer) -> int:
+        if timer.kind in ("timeout", "recheck"):
+            snap = self._flows.store.load(timer.flow_id)
+            waiting = snap.waiting if snap is not None and not snap.is_terminal else None
+            if waiting is None or f"{waiting.name}#{waiting.occurrence}" != timer.name:
+                return 0  # stale: the flow moved on
+        self._flows.resume(timer.flow_id, "timer")
+        return 1

@@ -1,0 +1,135 @@
+"""Flows the suite drives with the in-thread worker (imported by tests.app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from pydantic import BaseModel
+
+from cruxcelery import ActionContext, FlowScope, Retry
+from tests.app import REDIS, Topic, crux, fails, leaf
+
+counters = redis.Redis.from_url(REDIS)
+
+
+def bump(flow_id: str, what: str) -> int:
+    """Count an execution in Redis, so tests see what ran in the worker."""
+    return int(counters.incr(f"crux-test:count:{flow_id}:{what}"))
+
+
+def count(flow_id: str, what: str) -> int:
+    return int(counters.get(f"crux-test:count:{flow_id}:{what}") or 0)
+
+
+class WriterArgs(BaseModel):
+    draft_id: str
+    timeout_s: float = 3600.0
+
+
+class Approval(BaseModel):
+    approved: bool
+    feedback: str = ""
+
+
+writer = crux.flow("t-writer", args=WriterArgs, signals={"approval": Approval})
+
+
+@writer.handler
+def run_writer(scope: FlowScope[WriterArgs], args: WriterArgs, ctx: ActionContext) -> dict[str, Any]:
+    plan = scope.step("plan", lambda: ctx.crux.run_action("plan draft", leaf, {"topic": args.draft_id}))
+    approval = scope.suspend("approval", timeout=args.timeout_s,
+                             on_expired=lambda snap: bump(snap.flow_id, "expired"))
+    if not approval.approved:
+        scope.cancel(f"rejected: {approval.feedback}")
+    bump(scope.flow_id, "after-approval")
+    written = scope.step("write", lambda: {"draft": args.draft_id, "plan": plan["topic"],
+                                           "feedback": approval.feedback})
+    return {"written": written}
+
+
+class Plain(BaseModel):
+    label: str = "x"
+    fail_times: int = 0
+
+
+counting = crux.flow("t-counting", args=Plain)
+
+
+@counting.handler
+def run_counting(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> int:
+    scope.step("count", lambda: bump(scope.flow_id, "count"))
+    for name in ("a", "b", "c"):
+        scope.suspend(name)
+    return count(scope.flow_id, "count")
+
+
+retrying_flow = crux.flow("t-retrying", args=Plain)
+
+
+def _flaky(flow_id: str, fail_times: int) -> str:
+    if bump(flow_id, "flaky") <= fail_times:
+        raise RuntimeError("flaky step failed")
+    return "flaky ok"
+
+
+@retrying_flow.handler
+def run_retrying(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> dict[str, Any]:
+    flaky = scope.step("flaky", lambda: _flaky(scope.flow_id, args.fail_times),
+                       retry=Retry(attempts=3, delay_s=0.05))
+    doomed = scope.step("doomed", lambda: ctx.crux.run_action("always fails", fails, {"topic": "t"}),
+                        retry=Retry(attempts=2, delay_s=0.05, backoff="linear"),
+                        fallback=lambda: "fallback used")
+    return {"flaky": flaky, "doomed": doomed}
+
+
+duplicate = crux.flow("t-duplicate", args=Plain)
+
+
+@duplicate.handler
+def run_duplicate(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> None:
+    scope.step("same", lambda: 1)
+    scope.step("same", lambda: 2)
+
+
+reordering = crux.flow("t-reordering", args=Plain)
+
+
+@reordering.handler
+def run_reordering(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> None:
+    order = ["first", "second"] if count(scope.flow_id, "swapped") == 0 else ["second", "first"]
+    for label in order:
+        scope.step(label, lambda value=label: value)
+    scope.suspend("go")
+
+
+resumable = crux.flow("t-resumable", args=Plain, signals={"go": Topic})
+
+
+@resumable.handler
+def run_resumable(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> str:
+    go = scope.suspend("go")
+    bump(scope.flow_id, "after-go")
+    return go.topic
+
+
+class ChildArgs(BaseModel):
+    parent_label: str
+
+
+child_flow = crux.flow("t-child", args=ChildArgs)
+
+
+@child_flow.handler
+def run_child(scope: FlowScope[ChildArgs], args: ChildArgs, ctx: ActionContext) -> str:
+    return scope.step("child-work", lambda: f"child of {args.parent_label}")
+
+
+parent_flow = crux.flow("t-parent", args=Plain)
+
+
+@parent_flow.handler
+def run_parent(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    child_id = scope.step("start child", lambda: child_flow.start({"parent_label": args.label}))
+    scope.wait_until("child done", lambda: child_flow.status(child_id).status == "completed", every=0.5)
+    return child_flow.result(child_id).output  # type: ignore[union-attr]
