@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test
+.PHONY: demo test bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,4 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 	$(VENV)/bin/python -m mypy cruxcelery
-	$(VENV)/bin/python -m ruff check cruxcelery tasks tests
+	$(VENV)/bin/python -m ruff check cruxcelery tasks flows tests bench
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench

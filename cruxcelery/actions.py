@@ -11,11 +11,10 @@ from celery import Task
 from pydantic import BaseModel
 
 from cruxcelery import args as action_args
-from cruxcelery import context, execution
+from cruxcelery import context, execution, flushing
 from cruxcelery.errors import NotInAction
 from cruxcelery.publishing import publish
 from cruxcelery.scheduling import Scheduler
-from cruxcelery.telemetry import otel
 
 if TYPE_CHECKING:
     from celery.result import AsyncResult
@@ -115,20 +114,21 @@ class CruxTask(Task[Any, Any]):
             primitive=self.crux_root_primitive, attributes=self.crux_attributes,
             deadline_at=time.time() + float(hard_limit) if hard_limit else None,
         )
-        reset = context.enter(ex.ctx, attach_otel=False)
-        otel_token = context.attach_span(ex.ctx)
+        reset = context.enter(ex.ctx, attach_otel=False)  # until task_postrun: chain links need it
         try:
-            value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
-            result = action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, request), value))
-        except BaseException as exc:
-            _safely(execution.close_execution, ex, exc)
-            raise
-        else:
-            _safely(execution.close_execution, ex, None, result)
-            return result
+            with flushing.budget(runtime.settings.flush_timeout_s), context.otel_attached(ex.ctx):
+                try:
+                    value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
+                    result = action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, request), value))
+                except BaseException as exc:
+                    _safely(execution.close_execution, ex, exc)
+                    raise
+                else:
+                    _safely(execution.close_execution, ex, None, result)
+                    return result
+                finally:
+                    runtime.flush()
         finally:
-            otel.detach(otel_token)
-            runtime.flush()
             execution.defer_or_run(getattr(request, "id", None), reset)
 
 
@@ -158,7 +158,7 @@ def make_action(
     run.__module__ = fn.__module__
     app: Any = runtime.app  # celery's task() overloads cannot express the extra class attributes
     task: CruxTask = app.task(
-        bind=True, base=CruxTask, name=task_name, **options,
+        bind=True, base=CruxTask, name=task_name, shared=False, **options,
         crux_runtime=runtime, crux_fn=staticmethod(fn), crux_args_model=args,
         crux_observability_name=observability_name or task_name,
         crux_root_primitive=root_primitive or DEFAULT_ROOT_PRIMITIVE,

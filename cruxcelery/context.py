@@ -94,6 +94,16 @@ def attach_span(ctx: ActiveContext, otel_span: Any = None) -> object:
 
 
 @contextmanager
+def otel_attached(ctx: ActiveContext) -> Iterator[None]:
+    """The context's span is the current OTel span for the block (user OTel spans nest in it)."""
+    token = attach_span(ctx)
+    try:
+        yield
+    finally:
+        otel.detach(token)
+
+
+@contextmanager
 def activate(ctx: ActiveContext, otel_span: Any = None) -> Iterator[ActiveContext]:
     """Make ``ctx`` active for the block; restore after."""
     reset = enter(ctx, otel_span)

@@ -47,8 +47,8 @@ def install() -> None:
         signals.before_task_publish.connect(on_publish, weak=False)
         signals.task_prerun.connect(on_prerun, weak=False)
         signals.task_postrun.connect(on_postrun, weak=False)
-        for signal in (signals.worker_process_shutdown, signals.worker_shutting_down,
-                       signals.worker_shutdown):
+        signals.worker_shutting_down.connect(on_worker_shutting_down, weak=False)
+        for signal in (signals.worker_process_shutdown, signals.worker_shutdown):
             signal.connect(on_worker_exit, weak=False)
         _installed = True
 
@@ -133,9 +133,19 @@ def on_postrun(sender: Any = None, task_id: str | None = None, task: Any = None,
 
 
 @_guarded
-def on_worker_exit(sender: Any = None, **_: Any) -> None:
-    """Best effort: flush whatever every runtime in this process still holds."""
+def on_worker_shutting_down(sender: Any = None, **_: Any) -> None:
+    """The main process starts a shutdown: flush what it holds (pool children flush on exit)."""
     from cruxcelery.runtime import Crux
 
     for runtime in Crux.instances():
         runtime.flush()
+
+
+@_guarded
+def on_worker_exit(sender: Any = None, **_: Any) -> None:
+    """A pool child or the worker exits: flush what is left and stop the exporters. Best
+    effort: the guarantee is the flush at the end of every action."""
+    from cruxcelery.runtime import Crux
+
+    for runtime in Crux.instances():
+        runtime.shutdown()

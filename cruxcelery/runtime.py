@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,11 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from celery import Celery
 from pydantic import BaseModel
 
-from cruxcelery import hooks
+from cruxcelery import flushing, hooks
 from cruxcelery.actions import ActionContext, CruxTask, make_action
 from cruxcelery.envelope import Envelope, EnvelopeCodec
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.settings import CruxSettings
+from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.sinks import JsonlFileSink
@@ -49,6 +51,9 @@ class Crux:
         self.recorder = Recorder(enabled=self.settings.telemetry_enabled)
         if self.settings.records_file:
             self.recorder.add_exporter(JsonlFileSink(self.settings.records_file))
+        http = HttpExporter.from_settings(self.settings) if self.settings.telemetry_enabled else None
+        if http is not None:
+            self.recorder.add_exporter(http)
         self._completion_listeners: list[CompletionListener] = []
         self._flows: FlowRuntime | None = None
         app._cruxcelery = self  # type: ignore[attr-defined]
@@ -113,12 +118,34 @@ class Crux:
         self.recorder.remove_exporter(exporter)
 
     def flush(self, timeout_s: float | None = None) -> FlushResult:
-        """Deliver pending records, bounded by ``timeout_s`` (default ``CRUX_FLUSH_TIMEOUT_S``)."""
+        """Deliver pending records, bounded by ``timeout_s`` (default ``CRUX_FLUSH_TIMEOUT_S``) and
+        by what the running action's flush budget has left. Never raises."""
+        bound = flushing.bounded(self.settings.flush_timeout_s if timeout_s is None else timeout_s)
+        started = time.monotonic()
         try:
-            return self.recorder.flush(self.settings.flush_timeout_s if timeout_s is None else timeout_s)
+            return self.recorder.flush(bound)
         except Exception:
             log.warning("cruxcelery: flush failed", exc_info=True)
             return FlushResult(status="failed")
+        finally:
+            flushing.spent(time.monotonic() - started)
+
+    def shutdown(self, timeout_s: float | None = None) -> FlushResult:
+        """Flush, then stop the exporters (worker shutdown). Never raises."""
+        try:
+            return self.recorder.shutdown(self.settings.flush_timeout_s if timeout_s is None else timeout_s)
+        except Exception:
+            log.warning("cruxcelery: telemetry shutdown failed", exc_info=True)
+            return FlushResult(status="failed")
+
+    def source_health(self) -> dict[str, Any]:
+        """Delivery counters of every exporter that keeps them (the design's ``sourceHealth``)."""
+        health: dict[str, Any] = {"emitted": self.recorder.emitted}
+        for exporter in self.recorder.exporters:
+            counters = getattr(exporter, "source_health", None)
+            if callable(counters):
+                health[type(exporter).__name__] = counters()
+        return health
 
     # -- completions (flows plug in here; the runtime never imports flows) -----------------------
     def add_completion_listener(self, listener: CompletionListener) -> None:

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from pydantic import BaseModel
 
 from cruxcelery import ActionContext, FlowScope, Retry
 from tests.app import REDIS, Topic, crux, fails, leaf
+from tests.counters import Counters
 
-counters = redis.Redis.from_url(REDIS)
-
-
-def bump(flow_id: str, what: str) -> int:
-    """Count an execution in Redis, so tests see what ran in the worker."""
-    return int(counters.incr(f"crux-test:count:{flow_id}:{what}"))
-
-
-def count(flow_id: str, what: str) -> int:
-    return int(counters.get(f"crux-test:count:{flow_id}:{what}") or 0)
+_counters = Counters(REDIS)
+counters, bump, count = _counters.redis, _counters.bump, _counters.count
 
 
 class WriterArgs(BaseModel):

@@ -39,7 +39,6 @@ def worker(celery_test_app: Any) -> Iterator[Any]:
     from celery.contrib.testing.worker import start_worker
 
     app = celery_test_app.app
-    app.loader.import_module("celery.contrib.testing.tasks")
     with app.connection_for_write() as conn:
         conn.default_channel.client.delete(celery_test_app.QUEUE)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,

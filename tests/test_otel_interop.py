@@ -16,9 +16,11 @@ _EXPORTER = InMemorySpanExporter()
 
 
 @pytest.fixture()
-def instrumented() -> Iterator[InMemorySpanExporter]:
+def instrumented(celery_test_app) -> Iterator[InMemorySpanExporter]:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
+    # the instrumentation finds the publishing task in Celery's current app; other tests create apps
+    celery_test_app.app.set_current()
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()

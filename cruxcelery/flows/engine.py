@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from cruxcelery import flushing
 from cruxcelery.actions import _HELPERS, ActionContext
 from cruxcelery.context import ActiveContext, activate
 from cruxcelery.flows.errors import (
@@ -20,6 +20,7 @@ from cruxcelery.flows.errors import (
     FlowWaiting,
     LeaseLost,
 )
+from cruxcelery.flows.leasing import HeldLease, renewer
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.scope import FlowScope, _json_value, step_id_for
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
@@ -33,30 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cruxcelery.flows")
 
 
-class _LeaseKeeper:
-    """Renews the execution lease every third of its life while the execution runs."""
-
-    def __init__(self, flows: FlowRuntime, flow_id: str, token: str) -> None:
-        self.flows, self.flow_id, self.token = flows, flow_id, token
-        self.lost = False
-        self._stop = threading.Event()
-        self._ttl = flows.crux.settings.flow_lease_s
-        self._thread = threading.Thread(target=self._run, name=f"crux-lease-{flow_id}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._ttl / 3):
-            try:
-                if not self.flows.store.renew_lease(self.flow_id, self.token, self._ttl):
-                    self.lost = True
-                    return
-            except Exception:
-                log.warning("cruxcelery: could not renew the lease of flow %s", self.flow_id, exc_info=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: str) -> dict[str, Any]:
     """Run the flow if it has something to do. Returns ``{"flowId", "outcome"}``; ``busy`` when
     another execution holds it (that one runs again for us: the wake flag)."""
@@ -67,11 +44,11 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
         # if the holder died, its lease lapses: a timer then resumes the flow
         flows.timers.arm(flow_id, "lease", "lease", int((time.time() + lease_s + 0.5) * 1000))
         return {"flowId": flow_id, "outcome": "busy"}
-    keeper = _LeaseKeeper(flows, flow_id, token)
+    lease = HeldLease(flow_id, token, lambda fid, tok: store.renew_lease(fid, tok, lease_s))
+    renewer.hold(lease, lease_s)
     outcome = "idle"
     try:
         while True:
-            store.take_wake(flow_id)
             snap = store.load(flow_id)
             if snap is None:
                 raise FlowNotFound(flow_id)
@@ -79,14 +56,14 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
                 raise FlowError(f"flow {flow_id} is a {snap.name!r} flow, not {handle.name!r}")
             if has_work(flows, snap):
                 outcome = run_segment(flows, handle, snap, reason)
-            if keeper.lost or not store.release_lease(flow_id, keeper.token):
+            if lease.lost or not store.release_lease(flow_id, lease.token):
                 break
             token = store.acquire_lease_or_request_wake(flow_id, lease_s)
             if token is None:
                 break
-            keeper.token, reason = token, "wake"
+            lease.token, reason = token, "wake"
     finally:
-        keeper.stop()
+        renewer.release(lease)
     flows.timers.sweep()
     return {"flowId": flow_id, "outcome": outcome}
 
@@ -143,6 +120,11 @@ def _open_segment(flows: FlowRuntime, snap: FlowSnapshot, reason: str) -> tuple[
 
 
 def run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str) -> str:
+    with flushing.budget(flows.crux.settings.flush_timeout_s):
+        return _run_segment(flows, handle, snap, reason)
+
+
+def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str) -> str:
     segment, span, run_started = _open_segment(flows, snap, reason)
     ctx = ActiveContext(flows.crux, segment, span.ref, snap.name, run_started, span=span, owner=True,
                         flow_id=snap.flow_id)

@@ -48,7 +48,7 @@ class FlowHandle(Generic[A]):
 
         app: Any = self._flows.crux.app
         task: Task[Any, Any] = app.task(
-            name=f"crux.flow.{self.name}", bind=True, acks_late=True, reject_on_worker_lost=True,
+            name=f"crux.flow.{self.name}", bind=True, acks_late=True, reject_on_worker_lost=True, shared=False,
         )(run_flow)
         return task
 

@@ -24,8 +24,9 @@ class LeaseOps(StoreBase):
         return token if ok else None
 
     def acquire_lease_or_request_wake(self, flow_id: str, ttl_s: float) -> str | None:
-        """Atomically: acquire the lease (returns its token), or set the wake flag (returns ``None``)
-        while another execution holds it, so that holder's ``release_lease`` reports the wake.
+        """Atomically: acquire the lease (returns its token; a pending wake flag is cleared, the new
+        holder reads fresh state anyway), or set the wake flag (returns ``None``) while another
+        execution holds it, so that holder's ``release_lease`` reports the wake.
 
         Prefer this to ``acquire_lease`` + ``request_wake``: with two calls the holder may release
         between them and the wake would wait for its TTL.

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 from cruxcelery.envelope import Envelope
 from cruxcelery.errors import ConfigurationError
-from cruxcelery.flows.errors import FlowNotWaiting, SignalRejected
+from cruxcelery.flows.errors import FlowNotFound, FlowNotWaiting, SignalRejected
 from cruxcelery.flows.handle import FlowHandle
 from cruxcelery.flows.keys import FlowKeys, validate_flow_id, validate_flow_name, validate_signal_name
-from cruxcelery.flows.snapshot import FlowStatus, FlowSummary
+from cruxcelery.flows.snapshot import TERMINAL_STATUSES, FlowStatus, FlowSummary
 from cruxcelery.flows.store import RedisFlowStore
 from cruxcelery.flows.timing import WAKE_TASK, Timers
 from cruxcelery.publishing import quiet
@@ -40,7 +40,7 @@ class FlowRuntime:
         self._lock = threading.Lock()
         crux.add_completion_listener(self.on_child_done)
         app: Any = crux.app
-        app.task(name=WAKE_TASK, acks_late=True, ignore_result=True)(self._wake)
+        app.task(name=WAKE_TASK, acks_late=True, ignore_result=True, shared=False)(self._wake)
         celery_signals.worker_ready.connect(self._on_worker_ready, weak=False)
 
     def redis_url(self) -> str:
@@ -81,13 +81,16 @@ class FlowRuntime:
     def signal(self, flow_id: str, name: str, payload: Any = None) -> None:
         validate_flow_id(flow_id)
         validate_signal_name(name)
-        snap = self.store.require(flow_id)
-        if snap.is_terminal:
-            raise FlowNotWaiting(f"flow {flow_id} is {snap.status}; it takes no more signals")
-        handle = self.handles.get(snap.name)
+        head = self.store.head(flow_id)
+        if head is None:
+            raise FlowNotFound(flow_id)
+        flow_name, status = head
+        if status in TERMINAL_STATUSES:
+            raise FlowNotWaiting(f"flow {flow_id} is {status}; it takes no more signals")
+        handle = self.handles.get(flow_name)
         if handle is not None and handle.signals:
             if name not in handle.signals:
-                raise SignalRejected(f"flow {snap.name!r} declares no signal {name!r} "
+                raise SignalRejected(f"flow {flow_name!r} declares no signal {name!r} "
                                      f"(it has {sorted(handle.signals)})")
             try:
                 payload = handle.signals[name].model_validate(payload).model_dump(mode="json")
@@ -98,7 +101,7 @@ class FlowRuntime:
         except (TypeError, ValueError) as exc:
             raise SignalRejected(f"signal {name!r} payload is not JSON: {exc}") from None
         self.store.push_signal(flow_id, name, payload)
-        self.resume(flow_id, "signal", snap.name)
+        self.resume(flow_id, "signal", flow_name)
 
     def cancel(self, flow_id: str, reason: str | None = None) -> FlowSummary:
         """Cancel a flow (a no-op on a finished one); a pending resume then finds it cancelled."""

@@ -79,37 +79,41 @@ class SnapshotOps(StoreBase):
             raise FlowNotFound(flow_id)
         return snapshot
 
+    def head(self, flow_id: str) -> tuple[str, str] | None:
+        """``(name, status)`` of a flow without reading its snapshot, or ``None`` when unknown."""
+        name, status = self._redis.hmget(self._keys.flow(validate_flow_id(flow_id)), ["name", "status"])
+        if name is None or status is None:
+            return None
+        return text(name), text(status)
+
     def exists(self, flow_id: str) -> bool:
         return bool(self._redis.exists(self._keys.flow(flow_id)))
 
-    def save(self, snapshot: FlowSnapshot, expected_version: int) -> FlowSnapshot:
+    def save(self, snapshot: FlowSnapshot, expected_version: int, stored_status: str | None = None) -> FlowSnapshot:
         """Compare-and-set: write ``snapshot`` as version ``expected_version + 1`` (``updated_at`` =
         now) if the stored version is ``expected_version``, moving it to its status index and
-        refreshing its index scores in the same script.
+        refreshing its index scores in the same script. ``stored_status`` is the status the caller
+        read with that version (read from Redis when not given).
 
         Raises ``VersionConflict`` (someone wrote first), ``FlowNotFound`` (no stored snapshot) or
         ``FlowError`` (the name differs from the stored one: names are immutable).
         Returns the saved snapshot (a shallow copy of ``snapshot``).
         """
         self._keys.status_index(snapshot.status)  # model_copy(update=...) skips validation: check here
+        if stored_status is None:
+            stored_status = opt_text(self._redis.hget(self._keys.flow(snapshot.flow_id), "status")) or ""
         new = snapshot.model_copy(update={"version": expected_version + 1, "updated_at": now_ms()})
         data, summary = _encode(new)
         keys = [
             self._keys.flow(new.flow_id),
             self._keys.name_index(new.name),
             self._keys.all_index(),
-            *(self._keys.status_index(status) for status in FLOW_STATUSES),
+            self._keys.status_index(stored_status) if stored_status in FLOW_STATUSES else self._keys.all_index(),
+            self._keys.status_index(new.status),
         ]
         args: list[str | int] = [
-            new.flow_id,
-            new.name,
-            expected_version,
-            new.version,
-            data,
-            summary,
-            new.status,
-            new.updated_at,
-            *FLOW_STATUSES,
+            new.flow_id, new.name, expected_version, new.version, data, summary, new.status, new.updated_at,
+            stored_status,
         ]
         reply = reply_list(self._scripts.save(keys=keys, args=args))
         outcome, detail = text(reply[0]), text(reply[1])

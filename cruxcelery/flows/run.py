@@ -29,6 +29,9 @@ class FlowRun:
     signals: dict[str, type[BaseModel]] = field(default_factory=dict)
     saves: int = 0
 
+    def __post_init__(self) -> None:
+        self._stored_status: str = self.snap.status
+
     @property
     def flow_id(self) -> str:
         return self.snap.flow_id
@@ -40,7 +43,8 @@ class FlowRun:
         for name, value in changes.items():
             setattr(self.snap, name, value)
         try:
-            self.snap = self.store.save(self.snap, self.snap.version)
+            self.snap = self.store.save(self.snap, self.snap.version, self._stored_status)
+            self._stored_status = self.snap.status
         except VersionConflict:
             fresh = self.store.load(self.flow_id)
             if fresh is None or fresh.status == "cancelled":

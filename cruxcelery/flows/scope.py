@@ -5,6 +5,7 @@ pending signal, else suspend."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 import time
@@ -268,8 +269,13 @@ class FlowScope(Generic[A]):
 
 def _wants_scope(fn: Callable[..., Any]) -> bool:
     """Steps may be ``() -> T`` or ``(scope) -> T``."""
-    import inspect
+    code = getattr(fn, "__code__", None)
+    if code is None or getattr(fn, "__defaults__", None) is not None:
+        return _wants_scope_slow(fn)
+    return bool(code.co_argcount == 1 and not getattr(fn, "__self__", None))
 
+
+def _wants_scope_slow(fn: Callable[..., Any]) -> bool:
     try:
         params = [p for p in inspect.signature(fn).parameters.values()
                   if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

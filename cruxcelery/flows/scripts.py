@@ -35,24 +35,21 @@ end
 return {1, ARGV[1]}
 """
 
-# Compare-and-set a snapshot and move it between indexes.
-# KEYS: 1 flow hash, 2 name index, 3 all index, 4.. one status index per ARGV[9..] (same order)
+# Compare-and-set a snapshot and move it between indexes. The caller names the status it read
+# (its index is KEYS[4]): with the version unchanged that is the stored one, so only two status
+# indexes are touched.
+# KEYS: 1 flow hash, 2 name index, 3 all index, 4 stored status index, 5 new status index
 # ARGV: 1 flow id, 2 name, 3 expected version, 4 new version, 5 snapshot JSON, 6 summary JSON,
-#       7 new status, 8 score, 9.. every status
+#       7 new status, 8 score, 9 stored status
 # Returns {'ok', new version} | {'missing', ''} | {'conflict', stored version} | {'name', stored name}
 SAVE = """
-local cur = redis.call('HMGET', KEYS[1], 'version', 'name')
+local cur = redis.call('HMGET', KEYS[1], 'version', 'name', 'status')
 if not cur[1] then return {'missing', ''} end
-if tonumber(cur[1]) ~= tonumber(ARGV[3]) then return {'conflict', cur[1]} end
+if tonumber(cur[1]) ~= tonumber(ARGV[3]) or cur[3] ~= ARGV[9] then return {'conflict', cur[1]} end
 if cur[2] ~= ARGV[2] then return {'name', cur[2] or ''} end
 redis.call('HSET', KEYS[1], 'version', ARGV[4], 'status', ARGV[7], 'data', ARGV[5], 'summary', ARGV[6])
-for i = 9, #ARGV do
-  if ARGV[i] == ARGV[7] then
-    redis.call('ZADD', KEYS[i - 5], ARGV[8], ARGV[1])
-  else
-    redis.call('ZREM', KEYS[i - 5], ARGV[1])
-  end
-end
+if ARGV[9] ~= ARGV[7] then redis.call('ZREM', KEYS[4], ARGV[1]) end
+redis.call('ZADD', KEYS[5], ARGV[8], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
 return {'ok', ARGV[4]}
@@ -93,7 +90,10 @@ return 0
 # Take the lease, or else set the wake flag while someone else holds it: never both missed.
 # KEYS: 1 lease, 2 wake flag. ARGV: 1 token, 2 lease ttl ms, 3 wake ttl ms. Returns 1 if acquired.
 ACQUIRE_OR_WAKE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 0
 """

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 WAKE_TASK = "crux.flows.wake"
 MAX_HOP_S = 300.0
+LOST_AFTER_MS = 2_000
 log = logging.getLogger("cruxcelery.flows")
 
 
@@ -59,15 +60,16 @@ class Timers:
                 self.arm(snap.flow_id, "recheck", name, due, snap.version)
 
     def schedule_wakeup(self, due_ms: int, *, force: bool = False) -> None:
-        """Publish a wake-up for ``due_ms`` unless one at or before it is already in flight."""
+        """Publish a wake-up for ``due_ms`` unless one at or before it is already in flight. A
+        wake-up more than ``LOST_AFTER_MS`` overdue counts as lost."""
         redis = self._flows.store.redis
         key = self._flows.store.keys.timers_armed()
         now = _now_ms()
         fire_at = max(now, min(due_ms, now + int(self.hop_s() * 1000)))
         armed = redis.get(key)
-        if not force and armed is not None and int(armed) <= fire_at + 50:
+        if not force and armed is not None and now - LOST_AFTER_MS <= int(armed) <= fire_at + 50:
             return
-        redis.set(key, fire_at, px=fire_at - now + 60_000)
+        redis.set(key, fire_at, px=fire_at - now + LOST_AFTER_MS)
         with quiet():
             self._flows.crux.app.send_task(WAKE_TASK, kwargs={"armed": fire_at},
                                            countdown=(fire_at - now) / 1000.0)

@@ -23,6 +23,9 @@ _own_provider: TracerProvider | None = None
 _lock = threading.Lock()
 
 
+_tracers: dict[int, tuple[trace.TracerProvider, trace.Tracer]] = {}
+
+
 def _provider() -> trace.TracerProvider:
     global _own_provider
     provider = trace.get_tracer_provider()
@@ -32,6 +35,16 @@ def _provider() -> trace.TracerProvider:
         if _own_provider is None:
             _own_provider = TracerProvider()
         return _own_provider
+
+
+def _tracer() -> trace.Tracer:
+    """One tracer per provider (the SDK builds a new one on every ``get_tracer``)."""
+    provider = _provider()
+    cached = _tracers.get(id(provider))
+    if cached is None or cached[0] is not provider:
+        cached = (provider, provider.get_tracer(_INSTRUMENTATION))
+        _tracers[id(provider)] = cached
+    return cached[1]
 
 
 def remote_context(trace_id: str, span_id: str) -> SpanContext:
@@ -64,8 +77,7 @@ def start_span(
         ctx = otel_context.get_current()
     else:
         ctx = otel_context.Context()
-    tracer = _provider().get_tracer(_INSTRUMENTATION)
-    span = tracer.start_span(
+    span = _tracer().start_span(
         name, context=ctx, kind=kind, attributes=attributes, links=[Link(link) for link in links]
     )
     sc = span.get_span_context()

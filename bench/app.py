@@ -1,0 +1,65 @@
+"""The benchmark app: Redis database 9, its own queue; one plain Celery task and one crux action
+doing the same nothing, and two flows."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from pydantic import BaseModel
+
+from cruxcelery import ActionContext, Crux, CruxSettings, FlowScope
+
+REDIS = os.environ.get("CRUX_BENCH_REDIS", "redis://127.0.0.1:6379/9")
+QUEUE = os.environ.setdefault("CRUX_BENCH_QUEUE", f"crux-bench-{os.getpid()}")
+
+app = Celery("crux_bench", broker=REDIS, backend=REDIS)
+app.conf.update(task_default_queue=QUEUE, task_serializer="json", result_serializer="json",
+                accept_content=["json"], worker_hijack_root_logger=False, worker_prefetch_multiplier=4)
+crux = Crux(app, CruxSettings.from_env(key_prefix="crux-bench"))
+
+
+class Empty(BaseModel):
+    n: int = 0
+
+
+@app.task(name="bench.plain")
+def plain(n: int = 0) -> int:
+    return n
+
+
+@crux.action(name="bench.action", observability_name="bench action", args=Empty)
+def action(ctx: ActionContext, args: Empty) -> int:
+    return args.n
+
+
+class Steps(BaseModel):
+    steps: int
+
+
+many_steps = crux.flow("bench-steps", args=Steps)
+step_timings: list[float] = []
+
+
+@many_steps.handler
+def run_many_steps(scope: FlowScope[Steps], args: Steps, ctx: ActionContext) -> int:
+    import time
+
+    for index in range(args.steps):
+        started = time.perf_counter()
+        scope.step(f"s{index}", lambda i=index: i)
+        step_timings.append(time.perf_counter() - started)
+    return args.steps
+
+
+class Go(BaseModel):
+    ok: bool = True
+
+
+waiting = crux.flow("bench-signal", args=Empty, signals={"go": Go})
+
+
+@waiting.handler
+def run_waiting(scope: FlowScope[Empty], args: Empty, ctx: ActionContext) -> Any:
+    return scope.suspend("go").ok

@@ -1,0 +1,308 @@
+"""HTTP transport to Crux devtools: chunked POSTs, per-record dispositions, bounded retries.
+
+``POST {devtools_url}/api/observability/records`` with body ``{"schemaVersion":5,"records":[...]}``
+(at most 50 records and 1 MiB per request, see ``chunking``). The answer is a 2xx, normally 202 with
+``{"dispositions": [{"index", "recordId", "outcome", "code", "retryable"}, ...]}``:
+
+- accepted -> delivered; rejected and not retryable -> rejected (dropped and counted);
+  rejected and retryable -> only that record is retried; a 2xx without dispositions: all accepted;
+- HTTP 408/409/425/429/5xx, connection errors and timeouts -> the whole chunk is retried, and the
+  rest of that round waits for the next attempt;
+- any other status (400, 401, 413, 422, a 3xx...) -> the chunk is rejected permanently.
+
+Retries follow ``retry.RetryPolicy`` until the deadline given to ``send``; no request timeout ever
+exceeds the time left. What could not be delivered in time comes back in ``SendReport.pending``.
+``send`` and ``send_encoded`` never raise. One ``httpx.Client`` per process, created lazily and
+re-created in a forked child (the inherited one is abandoned, never closed, so the parent's
+connections are left alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from cruxcelery.telemetry.chunking import (
+    MAX_BODY_BYTES,
+    MAX_RECORDS_PER_REQUEST,
+    EncodedRecord,
+    build_body,
+    chunk_encoded,
+    encode_record,
+)
+from cruxcelery.telemetry.exporter import JsonRecord
+from cruxcelery.telemetry.retry import Deadline, RetryPolicy, is_retryable_status, parse_retry_after
+
+__all__ = ["INGEST_PATH", "HttpTransport", "SendReport"]
+
+INGEST_PATH = "/api/observability/records"
+DEFAULT_REQUEST_TIMEOUT_S = 10.0
+_MIN_REQUEST_TIMEOUT_S = 0.001
+
+
+@dataclass(slots=True)
+class SendReport:
+    """What one ``send`` achieved. ``pending``: retryable records not delivered before the deadline
+    (in their original order). ``not_before``: a monotonic time before which the server asked not to
+    be called again (``Retry-After``). ``unreachable``: the last attempt could not reach the server
+    (connection error or timeout)."""
+
+    delivered: int = 0
+    rejected: int = 0
+    oversized: int = 0
+    invalid: int = 0
+    requests: int = 0
+    retries: int = 0
+    pending: list[EncodedRecord] = field(default_factory=list)
+    not_before: float | None = None
+    unreachable: bool = False
+    last_error: str | None = None
+
+
+@dataclass(slots=True)
+class _ChunkOutcome:
+    delivered: int = 0
+    rejected: int = 0
+    retry: list[EncodedRecord] = field(default_factory=list)
+    abort_round: bool = False
+    retry_after_s: float | None = None
+    unreachable: bool = False
+    error: str | None = None
+
+
+class HttpTransport:
+    """Sends records to ``{base_url}/api/observability/records``. Thread-safe; never raises."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        max_records: int = MAX_RECORDS_PER_REQUEST,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.url = base_url.rstrip("/") + INGEST_PATH
+        self._url = httpx.URL(self.url)  # parsed once: a str is parsed again on every request
+        self.policy = policy or RetryPolicy()
+        self.request_timeout_s = request_timeout_s
+        self.max_records = max_records
+        self.max_body_bytes = max_body_bytes
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "cruxcelery-telemetry",
+        }
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._pid = os.getpid()
+
+    # -- client lifecycle -------------------------------------------------------------------------
+
+    def _get_client(self) -> httpx.Client:
+        if self._pid != os.getpid():
+            self.reset_after_fork()
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    headers=self._headers,
+                    timeout=self.request_timeout_s,
+                    follow_redirects=False,
+                    limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+                )
+            return self._client
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the inherited client (without closing the parent's sockets)."""
+        self._lock = threading.Lock()
+        self._client = None
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        """Close the client of this process. Never raises."""
+        if self._pid != os.getpid():
+            self.reset_after_fork()
+            return
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing must never raise
+                client.close()
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def send(self, records: Sequence[JsonRecord], *, timeout_s: float) -> SendReport:
+        """Encode, chunk and deliver plain records within ``timeout_s``. Never raises."""
+        encoded: list[EncodedRecord] = []
+        invalid = 0
+        for index, record in enumerate(records):
+            try:
+                encoded.append(encode_record(record, seq=index))
+            except (TypeError, ValueError, RecursionError):
+                invalid += 1
+        report = self.send_encoded(encoded, Deadline(timeout_s))
+        report.invalid += invalid
+        return report
+
+    def send_encoded(
+        self,
+        records: Sequence[EncodedRecord],
+        deadline: Deadline,
+        stop: threading.Event | None = None,
+    ) -> SendReport:
+        """Deliver encoded records, retrying until ``deadline`` (or until ``stop`` is set).
+        Never raises."""
+        report = SendReport()
+        to_send: list[EncodedRecord] = list(records)
+        try:
+            plan = chunk_encoded(to_send, max_records=self.max_records, max_body_bytes=self.max_body_bytes)
+            report.oversized = len(plan.oversized)
+            chunks = plan.chunks
+            attempt = 0
+            while True:
+                to_send = [record for chunk in chunks for record in chunk]
+                retry_next, retry_after = self._round(chunks, attempt, deadline, stop, report)
+                to_send = retry_next
+                if not retry_next or (stop is not None and stop.is_set()):
+                    break
+                wait = self.policy.next_delay(attempt, deadline, retry_after)
+                if wait is None:
+                    if retry_after is not None:
+                        report.not_before = time.monotonic() + retry_after
+                    break
+                if stop is not None:
+                    if stop.wait(wait):
+                        break
+                else:
+                    time.sleep(wait)
+                attempt += 1
+                chunks = chunk_encoded(
+                    retry_next, max_records=self.max_records, max_body_bytes=self.max_body_bytes
+                ).chunks
+        except Exception as exc:
+            report.last_error = f"transport error: {type(exc).__name__}: {exc}"
+        report.pending = to_send
+        return report
+
+    def _round(
+        self,
+        chunks: list[list[EncodedRecord]],
+        attempt: int,
+        deadline: Deadline,
+        stop: threading.Event | None,
+        report: SendReport,
+    ) -> tuple[list[EncodedRecord], float | None]:
+        """POST every chunk once. Returns the records to retry and the largest ``Retry-After``."""
+        retry_next: list[EncodedRecord] = []
+        retry_after: float | None = None
+        aborted = False
+        for chunk in chunks:
+            timeout = min(self.request_timeout_s, deadline.remaining())
+            if aborted or timeout < _MIN_REQUEST_TIMEOUT_S or (stop is not None and stop.is_set()):
+                aborted = True
+                retry_next.extend(chunk)
+                continue
+            outcome = self._post_chunk(chunk, timeout)
+            report.requests += 1
+            if attempt > 0:
+                report.retries += 1
+            report.delivered += outcome.delivered
+            report.rejected += outcome.rejected
+            report.unreachable = outcome.unreachable
+            if outcome.error is not None:
+                report.last_error = outcome.error
+            retry_next.extend(outcome.retry)
+            if outcome.retry_after_s is not None:
+                retry_after = max(retry_after or 0.0, outcome.retry_after_s)
+            aborted = outcome.abort_round
+        return retry_next, retry_after
+
+    def _post_chunk(self, chunk: list[EncodedRecord], timeout_s: float) -> _ChunkOutcome:
+        try:
+            response = self._get_client().post(self._url, content=build_body(chunk), timeout=httpx.Timeout(timeout_s))
+            status = response.status_code
+            content = response.content
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        except httpx.TimeoutException as exc:
+            return _ChunkOutcome(retry=list(chunk), abort_round=True, unreachable=True, error=f"timeout: {exc!r}")
+        except Exception as exc:
+            return _ChunkOutcome(
+                retry=list(chunk),
+                abort_round=True,
+                unreachable=True,
+                error=f"unreachable: {type(exc).__name__}: {exc}",
+            )
+        if 200 <= status < 300:
+            return _apply_dispositions(chunk, content, retry_after)
+        if is_retryable_status(status):
+            return _ChunkOutcome(retry=list(chunk), abort_round=True, retry_after_s=retry_after, error=f"HTTP {status}")
+        return _ChunkOutcome(
+            rejected=len(chunk),
+            error=f"HTTP {status}: {len(chunk)} records rejected: {_snippet(content)}",
+        )
+
+
+def _apply_dispositions(chunk: list[EncodedRecord], content: bytes, retry_after: float | None) -> _ChunkOutcome:
+    """Sort a 2xx answer's records into delivered / rejected / to retry. Missing or unreadable
+    dispositions mean accepted."""
+    outcome = _ChunkOutcome()
+    dispositions = _read_dispositions(content) if b'"rejected"' in content else []
+    if not dispositions:  # nothing rejected (the common case: no need to parse the answer)
+        outcome.delivered = len(chunk)
+        return outcome
+    verdicts: dict[int, bool] = {}  # index -> retryable, for rejected records only
+    codes: dict[int, str] = {}
+    by_id: dict[str, int] | None = None
+    for item in dispositions:
+        if not isinstance(item, Mapping) or item.get("outcome") != "rejected":
+            continue
+        index = item.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(chunk):
+            if by_id is None:
+                by_id = {record.record_id: i for i, record in enumerate(chunk) if record.record_id}
+            found = by_id.get(str(item.get("recordId")))
+            if found is None:
+                continue
+            index = found
+        verdicts[index] = item.get("retryable") is True
+        codes[index] = str(item.get("code") or "rejected")
+    for index, record in enumerate(chunk):
+        retryable = verdicts.get(index)
+        if retryable is None:
+            outcome.delivered += 1
+        elif retryable:
+            outcome.retry.append(record)
+        else:
+            outcome.rejected += 1
+    if outcome.retry:
+        outcome.retry_after_s = retry_after
+    if codes:
+        index, code = next(iter(codes.items()))
+        outcome.error = f"{len(codes)} records rejected (e.g. {chunk[index].record_id or f'#{index}'}: {code})"
+    return outcome
+
+
+def _read_dispositions(content: bytes) -> list[Any]:
+    if not content:
+        return []
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return []
+    dispositions = payload.get("dispositions") if isinstance(payload, dict) else None
+    return dispositions if isinstance(dispositions, list) else []
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    return content[:limit].decode("utf-8", errors="replace").replace("\n", " ")

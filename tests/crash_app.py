@@ -1,0 +1,69 @@
+"""A second Celery app for crash and timer tests with subprocess workers: its own queue and its
+own Redis database (11), a 5 s broker visibility timeout and a 2 s flow lease."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+from pydantic import BaseModel
+
+from cruxcelery import ActionContext, Crux, CruxSettings, FlowScope
+from tests.counters import Counters
+
+REDIS = os.environ.get("CRUX_CRASH_REDIS", "redis://127.0.0.1:6379/11")
+QUEUE = "crux-crash-tests"
+VISIBILITY_S = 5.0
+
+app = Celery("crux_crash", broker=REDIS, backend=REDIS)
+app.conf.update(
+    task_default_queue=QUEUE,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # kombu restores a dead worker's unacked messages every interval x throttle seconds
+    broker_transport_options={
+        "visibility_timeout": VISIBILITY_S,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 10,
+    },
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0, key_prefix="crux-c", flow_lease_s=2.0))
+counters = Counters(REDIS)
+
+
+class CrashArgs(BaseModel):
+    sleep_s: float = 30.0
+
+
+crashy = crux.flow("c-crashy", args=CrashArgs)
+
+
+@crashy.handler
+def run_crashy(scope: FlowScope[CrashArgs], args: CrashArgs, ctx: ActionContext) -> dict[str, int]:
+    scope.step("first", lambda: counters.bump(scope.flow_id, "first"))
+
+    def slow() -> str:
+        if counters.bump(scope.flow_id, "second") == 1:
+            time.sleep(args.sleep_s)  # the worker is killed in here
+        return "slow done"
+
+    scope.step("second", slow)
+    return {"first": counters.count(scope.flow_id, "first"), "second": counters.count(scope.flow_id, "second")}
+
+
+class TimedArgs(BaseModel):
+    timeout_s: float
+
+
+timed = crux.flow("c-timed", args=TimedArgs)
+
+
+@timed.handler
+def run_timed(scope: FlowScope[TimedArgs], args: TimedArgs, ctx: ActionContext) -> None:
+    scope.suspend("never", timeout=args.timeout_s, on_expired=lambda snap: counters.bump(snap.flow_id, "expired"))
