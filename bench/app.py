@@ -4,6 +4,7 @@ doing the same nothing, and two flows."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from celery import Celery
@@ -29,8 +30,29 @@ def plain(n: int = 0) -> int:
     return n
 
 
+@app.task(name="bench.plain_late", acks_late=True, reject_on_worker_lost=True)
+def plain_late(n: int = 0) -> int:
+    """The same delivery guarantees crux actions default to."""
+    return n
+
+
 @crux.action(name="bench.action", observability_name="bench action", args=Empty)
 def action(ctx: ActionContext, args: Empty) -> int:
+    return args.n
+
+
+WORK_S = 0.02
+
+
+@app.task(name="bench.plain_work")
+def plain_work(n: int = 0) -> int:
+    time.sleep(WORK_S)
+    return n
+
+
+@crux.action(name="bench.action_work", observability_name="bench action with work", args=Empty)
+def action_work(ctx: ActionContext, args: Empty) -> int:
+    time.sleep(WORK_S)
     return args.n
 
 

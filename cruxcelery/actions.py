@@ -30,22 +30,37 @@ class CruxHelpers:
     scheduler = Scheduler()
 
     def run_action(
-        self, label: str, task: Task[Any, Any] | str, args: Any = None, **options: Any
+        self, label: str, task: Task[Any, Any] | str, args: Any = None, *, timeout_s: float | None = None,
+        **options: Any,
     ) -> AsyncResult[Any]:
         """Publish ``task`` as a child across a recorded boundary; returns its ``AsyncResult``.
-        Inside a flow step the child is durable: the flow waits for it without holding a worker."""
+        ``timeout_s`` records a deadline (and the boundary's lease). Inside a flow step the child
+        is durable: the flow waits for it without holding a worker."""
         ctx = _require("run_action")
         if ctx.step_hook is not None:
             return ctx.step_hook(label, task, args, options)  # type: ignore[no-any-return]
-        return publish(ctx, label, task, args, options, kind="task")
+        return publish(ctx, label, task, args, options, kind="task", timeout_s=timeout_s)
 
-    def run_query(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` in-process, recorded as a child span (never a standalone run)."""
-        return _in_process(label, "query", fn, args, kwargs)
+    def run_query(self, label: str, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None,
+                  **kwargs: Any) -> Any:
+        """Call ``fn`` in-process, recorded as a child span (never a standalone run). ``timeout_s``
+        records the span's deadline, so devtools can mark it incomplete if it never ends."""
+        return _in_process(label, "query", fn, args, kwargs, timeout_s)
 
-    def run_mutation(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run_mutation(self, label: str, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None,
+                     **kwargs: Any) -> Any:
         """Like ``run_query``, recorded as a mutation."""
-        return _in_process(label, "mutation", fn, args, kwargs)
+        return _in_process(label, "mutation", fn, args, kwargs, timeout_s)
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Record a ``span:event`` on the current span; any values become JSON-safe previews."""
+        ctx = _require("event")
+        ctx.segment.span_event(ctx.parent.span_id, name, attributes)
+
+    def artifact(self, kind: str, value: Any, *, text: bool = False) -> None:
+        """Attach an artifact (a JSON-safe preview of ``value``, or text) to the current span."""
+        ctx = _require("artifact")
+        ctx.segment.artifact(ctx.parent.span_id, kind, value, text=text)
 
 
 def _require(what: str) -> context.ActiveContext:
@@ -56,9 +71,10 @@ def _require(what: str) -> context.ActiveContext:
 
 
 def _in_process(label: str, kind: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
+                kwargs: dict[str, Any], timeout_s: float | None) -> Any:
     _require(f"run_{kind}")
-    with context.child_span(label, "custom.operation", {"operation": kind}):
+    deadline = time.time() + timeout_s if timeout_s is not None else None
+    with context.child_span(label, "custom.operation", {"operation": kind}, deadline_at=deadline):
         return fn(*args, **kwargs)
 
 

@@ -32,16 +32,18 @@ def lease_seconds(task: Any, default_s: float) -> float:
 def request(
     ctx: ActiveContext, label: str, task_name: str, kind: BoundaryKind, lease_s: float,
     extra: dict[str, Any] | None = None, envelope_fields: dict[str, Any] | None = None,
+    deadline: bool = False,
 ) -> tuple[CruxSpan, Envelope]:
     """Open the boundary span under the active context and emit ``requested``. Returns the span
-    and the continuation envelope the child must carry."""
+    and the continuation envelope the child must carry. With ``deadline`` the lease is also the
+    span's ``deadlineAt``."""
     primitive = TASK_PRIMITIVE if kind == "task" else SCHEDULE_PRIMITIVE
+    lease_at = time.time() + lease_s
     span = ctx.segment.start_span(
-        label, primitive, parent=ctx.parent, flow_id=ctx.flow_id,
+        label, primitive, parent=ctx.parent, flow_id=ctx.flow_id, deadline_at=lease_at if deadline else None,
         attributes={**DETAIL, "taskName": task_name, **(extra or {})},
     )
     boundary = ids.boundary_id()
-    lease_at = time.time() + lease_s
     span.event(REQUESTED, {
         "boundaryId": boundary, "boundarySpanId": span.span_id, "boundaryKind": kind,
         "boundaryLabel": label, "taskName": task_name, "leaseExpiresAt": ids.iso_ms(lease_at),

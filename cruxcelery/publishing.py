@@ -88,7 +88,7 @@ def task_name(task: Task[Any, Any] | str) -> str:
 def publish(
     ctx: context.ActiveContext, label: str, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
     *, kind: boundaries.BoundaryKind, detached: bool = False, envelope: Envelope | None = None,
-    end_span: bool = False, envelope_fields: dict[str, Any] | None = None,
+    end_span: bool = False, envelope_fields: dict[str, Any] | None = None, timeout_s: float | None = None,
 ) -> AsyncResult[Any]:
     """Open the boundary, flush (bounded), publish with the envelope, return the result.
 
@@ -97,9 +97,9 @@ def publish(
     publish (an enqueue), else the child ends it when it completes."""
     runtime = ctx.runtime
     target = runtime.app.tasks.get(task) if isinstance(task, str) else task
-    lease = boundaries.lease_seconds(target, runtime.settings.default_lease_s)
+    lease = timeout_s if timeout_s is not None else boundaries.lease_seconds(target, runtime.settings.default_lease_s)
     span, child_env = boundaries.request(ctx, label, task_name(task), kind, lease,
-                                         envelope_fields=envelope_fields)
+                                         envelope_fields=envelope_fields, deadline=timeout_s is not None)
     if detached:
         child_env = child_env.model_copy(update={"kind": "detached"})
     runtime.flush(runtime.settings.boundary_flush_timeout_s)

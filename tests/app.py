@@ -190,3 +190,25 @@ def applies(ctx: ActionContext, args: dict[str, Any]) -> Any:
 
 
 import tests.app_flows  # noqa: E402,F401  (the flows the suite drives register on this app)
+
+
+class Opaque:
+    """An object with no JSON form."""
+
+    def __repr__(self) -> str:
+        return "<Opaque thing>"
+
+
+@crux.action(name="t.unsafe", observability_name="unsafe values")
+def unsafe(ctx: ActionContext, args: dict[str, Any]) -> None:
+    cyclic: dict[str, Any] = {"name": "loop"}
+    cyclic["self"] = cyclic
+    values = {"cyclic": cyclic, "huge": "x" * 100_000, "binary": b"\x00\xffraw", "object": Opaque(),
+              "many": list(range(1000))}
+    ctx.crux.event("unsafe.event", values)
+    ctx.crux.artifact("unsafe.artifact", values)
+
+
+@crux.action(name="t.deadlines", observability_name="deadlines", time_limit=30)
+def deadlines(ctx: ActionContext, args: dict[str, Any]) -> None:
+    ctx.crux.run_query("bounded query", lambda: None, timeout_s=5)

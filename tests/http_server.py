@@ -38,6 +38,7 @@ class ReceivedRequest:
     payload: Any  # parsed JSON, or None
     arrived_at: float  # time.monotonic()
     content_length: int = 0
+    arrived_wall: float = 0.0  # time.time(), to compare with record timestamps
     status: int = 0
     accepted: list[dict[str, Any]] = field(default_factory=list)
 
@@ -134,7 +135,7 @@ class _Handler(StreamRequestHandler):
         payload: Any = None
         with contextlib.suppress(ValueError):
             payload = json.loads(body) if body else None
-        request = ReceivedRequest(method, path, headers, body, payload, time.monotonic(), length)
+        request = ReceivedRequest(method, path, headers, body, payload, time.monotonic(), length, time.time())
         self._reply(self.server.app(request), close=not keep_alive)
         return keep_alive
 

@@ -87,7 +87,15 @@ def span_id() -> str:
     return secrets.token_hex(8)
 
 
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def iso_ms(epoch_s: float) -> str:
-    """ISO 8601 UTC with milliseconds: ``2026-05-16T18:00:00.000Z``."""
-    moment = datetime.fromtimestamp(epoch_s, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds: ``2026-05-16T18:00:00.000Z`` (the seconds part is cached:
+    records come in bursts within one second)."""
+    whole = int(epoch_s)
+    cached_second, prefix = _second[0]
+    if whole != cached_second:
+        prefix = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _second[0] = (whole, prefix)
+    return f"{prefix}{int((epoch_s - whole) * 1000):03d}Z"

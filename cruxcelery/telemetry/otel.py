@@ -1,45 +1,35 @@
 """OpenTelemetry plumbing: Crux spans are OTel spans.
 
-The application's tracer provider is used when one is set, ours (an SDK provider with no
-exporter) otherwise, so span and trace ids are always real W3C ids shared with any OTel backend.
+The application's tracer provider is used when one is set; otherwise nothing could export an SDK
+span, so Crux spans are non-recording OTel spans with W3C ids Crux makes itself. Either way the
+ids in Crux records are the OTel ids and the context propagates like any OTel context.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from cruxcelery.telemetry import ids
 
 _INSTRUMENTATION = "cruxcelery"
-_own_provider: TracerProvider | None = None
-_lock = threading.Lock()
 
 
 _tracers: dict[int, tuple[trace.TracerProvider, trace.Tracer]] = {}
 
 
-def _provider() -> trace.TracerProvider:
-    global _own_provider
+def _tracer() -> trace.Tracer | None:
+    """The application's tracer (one per provider: the SDK builds a new one on every
+    ``get_tracer``), or ``None`` when the application set no provider: then nobody can see an
+    SDK span, and Crux makes its own W3C ids instead."""
     provider = trace.get_tracer_provider()
-    if not isinstance(provider, trace.ProxyTracerProvider):
-        return provider
-    with _lock:
-        if _own_provider is None:
-            _own_provider = TracerProvider()
-        return _own_provider
-
-
-def _tracer() -> trace.Tracer:
-    """One tracer per provider (the SDK builds a new one on every ``get_tracer``)."""
-    provider = _provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        return None
     cached = _tracers.get(id(provider))
     if cached is None or cached[0] is not provider:
         cached = (provider, provider.get_tracer(_INSTRUMENTATION))
@@ -71,19 +61,26 @@ def start_span(
 ) -> tuple[trace.Span, str, str]:
     """Start an OTel span under ``parent`` (or, with ``adopt_current``, under the active OTel span,
     else as a new root). Returns ``(span, trace_id_hex, span_id_hex)``."""
+    tracer = _tracer()
+    if tracer is None:
+        return _own_span(parent if parent is not None else (current_span_context() if adopt_current else None))
     if parent is not None:
         ctx = trace.set_span_in_context(NonRecordingSpan(parent), otel_context.Context())
     elif adopt_current:
         ctx = otel_context.get_current()
     else:
         ctx = otel_context.Context()
-    span = _tracer().start_span(
+    span = tracer.start_span(
         name, context=ctx, kind=kind, attributes=attributes, links=[Link(link) for link in links]
     )
     sc = span.get_span_context()
     if sc.is_valid:
         return span, format(sc.trace_id, "032x"), format(sc.span_id, "016x")
-    # A no-op provider: make our own ids so Crux records stay well formed.
+    return _own_span(parent)  # a no-op provider: our own ids keep Crux records well formed
+
+
+def _own_span(parent: SpanContext | None) -> tuple[trace.Span, str, str]:
+    """A non-recording span with fresh W3C ids, in ``parent``'s trace when given."""
     trace_hex = format(parent.trace_id, "032x") if parent is not None else ids.trace_id()
     span_hex = ids.span_id()
     return NonRecordingSpan(remote_context(trace_hex, span_hex)), trace_hex, span_hex

@@ -27,8 +27,16 @@ def _truncate(text: str) -> str:
     return text[:MAX_STRING] + f"...[truncated {len(text) - MAX_STRING} chars]"
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def json_safe(value: Any) -> Any:
     """Turn ``value`` into a JSON value within the preview bounds."""
+    if type(value) is dict and len(value) <= MAX_ITEMS and all(
+        type(k) is str and type(v) in _SCALARS and (type(v) is not str or len(v) <= MAX_STRING)
+        for k, v in value.items()
+    ):
+        return dict(value)  # the common case: a flat dict of short scalars
     try:
         return _safe(value, 0, set())
     except Exception as exc:  # a hostile __repr__ or property: describe, never raise
