@@ -34,6 +34,7 @@ from cruxcelery.flows.results import (
 )
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
+from cruxcelery.flushing import flush_observability, with_observability_flush
 from cruxcelery.runtime import Crux
 from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
@@ -67,6 +68,8 @@ __all__ = [
     # telemetry
     "FlushResult",
     "RecordExporter",
+    "flush_observability",
+    "with_observability_flush",
     # errors
     "ChildFailed",
     "ConfigurationError",

@@ -47,9 +47,23 @@ def worker(celery_test_app: Any) -> Iterator[Any]:
 
 
 @pytest.fixture()
-def sink(celery_test_app: Any, worker: Any) -> Iterator[Any]:
-    """The in-memory record sink, emptied for the test; fails the test on any invalid record."""
+def sink(celery_test_app: Any, worker: Any) -> Any:
+    """The in-memory record sink, emptied for the test (``_every_record_is_valid`` checks it)."""
     sink = celery_test_app.SINK
-    sink.clear()
-    yield sink
     assert not sink.invalid, f"records failed the v5 models: {sink.invalid[:3]}"
+    sink.clear()
+    return sink
+
+
+@pytest.fixture(autouse=True)
+def _every_record_is_valid() -> Iterator[None]:
+    """Every record any test makes the in-thread worker emit must validate against the v5 models
+    (the in-memory sink checks each one on arrival)."""
+    import sys
+
+    yield
+    test_app = sys.modules.get("tests.app")
+    if test_app is not None:
+        invalid = list(test_app.SINK.invalid)
+        test_app.SINK.invalid.clear()
+        assert not invalid, f"records failed the v5 models: {invalid[:3]}"

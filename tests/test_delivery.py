@@ -94,3 +94,24 @@ def test_time_limits_and_timeouts_record_deadlines(sink, celery_test_app):
     action = wait_span(sink, "deadlines")[0]
     query = only(sink.spans(name="bounded query"))
     assert action["deadlineAt"] > action["startedAt"] and query["deadlineAt"] > query["startedAt"]
+
+
+def test_flush_observability_delivers_what_is_pending(sink, celery_test_app, devtools):
+    from cruxcelery import flush_observability
+
+    celery_test_app.leaf.delay({"topic": "pending"}).get(timeout=10)
+    result = flush_observability(timeout_s=2.0)
+    assert result.status == "drained"
+    assert devtools.wait_for(records=4, timeout=5)
+
+
+def test_with_observability_flush_works_as_decorator_and_context_manager(celery_test_app, devtools):
+    from cruxcelery import with_observability_flush
+
+    @with_observability_flush(timeout_s=1.0)
+    def handler(value: int) -> int:
+        return value * 2
+
+    assert handler(21) == 42
+    with with_observability_flush():
+        pass

@@ -130,7 +130,7 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
                         flow_id=snap.flow_id)
     run = FlowRun(flows.store, snap, segment, span, ctx, flows.timers, handle.signals)
     try:
-        run.save(status="running", segments=snap.segments + 1)
+        run.begin()
         with activate(ctx):
             output = handle.call(FlowScope(run, handle.args.model_validate(snap.input)),
                                  ActionContext(_HELPERS, handle.task, None))

@@ -31,6 +31,19 @@ class FlowRun:
 
     def __post_init__(self) -> None:
         self._stored_status: str = self.snap.status
+        self._start_unsaved = False
+
+    def begin(self) -> None:
+        """The segment starts: ``running`` in memory; written with the next save, or before user
+        code runs (``mark_running``), whichever comes first."""
+        self.snap.status = "running"
+        self.snap.segments += 1
+        self._start_unsaved = True
+
+    def mark_running(self) -> None:
+        """Make ``running`` visible before user code that may take a while."""
+        if self._start_unsaved:
+            self.save()
 
     @property
     def flow_id(self) -> str:
@@ -45,6 +58,7 @@ class FlowRun:
         try:
             self.snap = self.store.save(self.snap, self.snap.version, self._stored_status)
             self._stored_status = self.snap.status
+            self._start_unsaved = False
         except VersionConflict:
             fresh = self.store.load(self.flow_id)
             if fresh is None or fresh.status == "cancelled":

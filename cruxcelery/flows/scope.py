@@ -150,6 +150,7 @@ class FlowScope(Generic[A]):
                     raise ChildFailed(str(pending.get("error", {}).get("message", "child task failed")))
                 value = pending.get("output")
             else:
+                run.mark_running()
                 with activate(replace(run.ctx, span=span, parent=span.ref, step_hook=durable_child)):
                     value = fn(self) if _wants_scope(fn) else fn()
             output = _json_value(label, value)
