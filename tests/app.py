@@ -7,25 +7,17 @@ import os
 import time
 from typing import Any
 
-from celery import Celery, chain, chord, group
+from celery import chain, chord, group
 from pydantic import BaseModel
 
 from cruxcelery import ActionContext, Crux, CruxSettings, capture_context
 from cruxcelery.testing import MemorySink
+from tests.celery_apps import json_app
 
 REDIS = os.environ.get("CRUX_TEST_REDIS", "redis://127.0.0.1:6379/12")
 QUEUE = os.environ.setdefault("CRUX_TEST_QUEUE", f"crux-tests-{os.getpid()}")
 
-app = Celery("crux_tests", broker=REDIS, backend=REDIS)
-app.conf.update(
-    task_default_queue=QUEUE,
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    worker_hijack_root_logger=False,
-    broker_connection_retry_on_startup=True,
-    result_expires=600,
-)
+app = json_app("crux_tests", REDIS, QUEUE, result_expires=600)
 crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0, key_prefix="crux-t"))
 SINK = MemorySink()
 crux.add_exporter(SINK)

@@ -6,32 +6,21 @@ from __future__ import annotations
 import os
 import time
 
-from celery import Celery
 from pydantic import BaseModel
 
 from cruxcelery import ActionContext, Crux, CruxSettings, FlowScope
+from tests.celery_apps import json_app
 from tests.counters import Counters
 
 REDIS = os.environ.get("CRUX_CRASH_REDIS", "redis://127.0.0.1:6379/11")
 QUEUE = "crux-crash-tests"
 VISIBILITY_S = 5.0
 
-app = Celery("crux_crash", broker=REDIS, backend=REDIS)
-app.conf.update(
-    task_default_queue=QUEUE,
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
+app = json_app(
+    "crux_crash", REDIS, QUEUE, worker_prefetch_multiplier=1,
     # kombu restores a dead worker's unacked messages every interval x throttle seconds
-    broker_transport_options={
-        "visibility_timeout": VISIBILITY_S,
-        "unacked_restore_interval": 1,
-        "unacked_restore_throttle": 1,
-        "unacked_mutex_expire": 10,
-    },
-    worker_prefetch_multiplier=1,
-    worker_hijack_root_logger=False,
-    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": VISIBILITY_S, "unacked_restore_interval": 1,
+                              "unacked_restore_throttle": 1, "unacked_mutex_expire": 10},
 )
 crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0, key_prefix="crux-c", flow_lease_s=2.0))
 counters = Counters(REDIS)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from cruxcelery.flows.clock import now_ms
 from cruxcelery.flows.keys import validate_flow_id, validate_flow_name, validate_idempotency_key
 from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES, FlowStatus
+from cruxcelery.telemetry.records import ErrorSummary
 
 __all__ = [
     "FLOW_STATUSES",
@@ -52,13 +53,9 @@ class Waiting(_Model):
     occurrence: int = Field(default=0, ge=0)
 
 
-class ErrorInfo(_Model):
-    """Summary of the error a flow failed with."""
-
-    message: str
-    name: str | None = None
-    category: str | None = None
-    retryable: bool | None = None
+ErrorInfo = ErrorSummary
+"""Summary of the error a flow failed with: the same ``{message, name, category, retryable}`` the
+records carry."""
 
 
 class FlowSummary(_Model):
