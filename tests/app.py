@@ -204,3 +204,21 @@ def unsafe(ctx: ActionContext, args: dict[str, Any]) -> None:
 @crux.action(name="t.deadlines", observability_name="deadlines", time_limit=30)
 def deadlines(ctx: ActionContext, args: dict[str, Any]) -> None:
     ctx.crux.run_query("bounded query", lambda: None, timeout_s=5)
+
+
+@crux.action(name="t.dies_once", observability_name="dies once", args=Topic)
+def dies_once(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    """The pool child running it is killed the first time (the worker's parent then requeues it)."""
+    import signal
+
+    from tests.counters import Counters
+
+    if Counters(REDIS).bump(args.topic, "dies_once") == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"runId": ctx.run_id}
+
+
+@crux.action(name="t.parent_of_dying", observability_name="parent of dying", args=Topic)
+def parent_of_dying(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    ctx.crux.run_action("call dying child", dies_once, args)
+    return {"ok": True}
