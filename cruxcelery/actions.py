@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 
 from cruxcelery import args as action_args
 from cruxcelery import context, execution, flushing
-from cruxcelery.errors import NotInAction
+from cruxcelery.errors import InvalidArgs, NotInAction
 from cruxcelery.publishing import publish
 from cruxcelery.scheduling import Scheduler
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from cruxcelery.runtime import Crux
 
 DEFAULT_ROOT_PRIMITIVE = "runtime.celery.task"
+log = logging.getLogger("cruxcelery")
 
 
 class CruxHelpers:
@@ -121,21 +123,29 @@ class CruxTask(Task[Any, Any]):
         positional, keywords = action_args.to_message(value)
         return super().apply_async(positional, keywords, task_id, **options)
 
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
+        return action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, self.request), value))
+
     def run(self, *args: Any, **kwargs: Any) -> Any:
         runtime = self.crux_runtime
         request = self.request
         hard_limit = (getattr(request, "timelimit", None) or (None, None))[0] or self.time_limit
-        ex = execution.open_execution(
-            runtime, task_name=self.name, request=request, name=self.crux_observability_name,
-            primitive=self.crux_root_primitive, attributes=self.crux_attributes,
-            deadline_at=time.time() + float(hard_limit) if hard_limit else None,
-        )
+        try:
+            ex = execution.open_execution(
+                runtime, task_name=self.name, request=request, name=self.crux_observability_name,
+                primitive=self.crux_root_primitive, attributes=self.crux_attributes,
+                deadline_at=time.time() + float(hard_limit) if hard_limit else None,
+            )
+        except Exception:  # telemetry never breaks user code: run without it
+            log.warning("cruxcelery: could not open the execution of %s; running it untraced", self.name,
+                        exc_info=True)
+            return self._call(args, kwargs)
         reset = context.enter(ex.ctx, attach_otel=False)  # until task_postrun: chain links need it
         try:
             with flushing.budget(runtime.settings.flush_timeout_s), context.otel_attached(ex.ctx):
                 try:
-                    value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
-                    result = action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, request), value))
+                    result = self._call(args, kwargs)
                 except BaseException as exc:
                     _safely(execution.close_execution, ex, exc)
                     raise
@@ -153,9 +163,7 @@ def _safely(fn: Callable[..., None], *args: Any) -> None:
     try:
         fn(*args)
     except Exception:
-        import logging
-
-        logging.getLogger("cruxcelery").warning("cruxcelery: telemetry step failed", exc_info=True)
+        log.warning("cruxcelery: telemetry step failed", exc_info=True)
 
 
 def make_action(
@@ -164,6 +172,8 @@ def make_action(
     args: type[BaseModel] | None, task_options: dict[str, Any],
 ) -> CruxTask:
     options: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, **task_options}
+    # invalid args never get better: no autoretry, whatever autoretry_for says
+    options["dont_autoretry_for"] = (*tuple(options.get("dont_autoretry_for", ())), InvalidArgs)
     task_name = name or f"{fn.__module__}.{fn.__qualname__}"
 
     def run(self: CruxTask, *a: Any, **kw: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import Reject, Retry
@@ -39,9 +39,7 @@ class Execution:
     ctx: ActiveContext
     span: CruxSpan
     envelope: Envelope | None
-    task_name: str
     nested: bool = False  # run in-process inside another action (apply() / a direct call)
-    resets: list[Callable[[], None]] = field(default_factory=list)
 
 
 def open_execution(
@@ -57,7 +55,7 @@ def open_execution(
         span = outer.segment.start_span(name, primitive, parent=outer.parent, flow_id=outer.flow_id,
                                         **span_fields)
         ctx = replace(outer, span=span, parent=span.ref, task_id=task_id, owner=False)
-        return Execution(ctx, span, None, task_name, nested=True)
+        return Execution(ctx, span, None, nested=True)
     if envelope is None or envelope.kind == "detached":
         links = (otel.remote_context(envelope.trace_id, envelope.parent_span_id),) if envelope else ()
         segment, started = new_root_segment(
@@ -72,7 +70,7 @@ def open_execution(
                                         "operationId": envelope.operation_id})
         ctx = ActiveContext(runtime, segment, span.ref, name, run_started, span=span, task_id=task_id,
                             owner=True)
-        return Execution(ctx, span, envelope, task_name)
+        return Execution(ctx, span, envelope)
     segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))
     if envelope.owner:
         segment.run_resume("retry" if attempt > 1 else "resume", envelope.segment_id)
@@ -83,7 +81,7 @@ def open_execution(
         runtime, segment, span.ref, envelope.run_name or name, envelope.run_started_at or time.time(),
         span=span, task_id=task_id, owner=envelope.owner, flow_id=envelope.flow_id,
     )
-    return Execution(ctx, span, envelope, task_name)
+    return Execution(ctx, span, envelope)
 
 
 def close_execution(execution: Execution, exc: BaseException | None, result: Any = None) -> None:

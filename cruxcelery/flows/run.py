@@ -27,7 +27,6 @@ class FlowRun:
     ctx: ActiveContext
     timers: Timers
     signals: dict[str, type[BaseModel]] = field(default_factory=dict)
-    saves: int = 0
 
     def __post_init__(self) -> None:
         self._stored_status: str = self.snap.status
@@ -64,5 +63,4 @@ class FlowRun:
             if fresh is None or fresh.status == "cancelled":
                 raise FlowCancelled(fresh.cancel_reason if fresh else "the flow was deleted") from None
             raise LeaseLost(f"flow {self.flow_id} was written by another execution") from None
-        self.saves += 1
         return self.snap
