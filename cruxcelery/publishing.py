@@ -3,7 +3,7 @@ publish with the boundary's envelope. The publish hook reads the envelope from `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from celery import Task
 
+from cruxcelery import args as action_args
 from cruxcelery import boundaries, context
 from cruxcelery.envelope import Envelope
 from cruxcelery.errors import CruxError
@@ -51,24 +52,29 @@ def outgoing(envelope: Envelope | None) -> Iterator[None]:
         _outgoing.reset(token)
 
 
+def message(app: Any, task: Task[Any, Any] | str, args: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """``(task name, args, kwargs)`` as they will travel: a crux action's argument validated (its
+    one dict or model), a plain task's dict as keywords, list or tuple as positional, or None."""
+    from cruxcelery.actions import CruxTask
+
+    target = app.tasks.get(task) if isinstance(task, str) else task
+    if isinstance(target, CruxTask):
+        value = action_args.coerce(target.crux_args_model, () if args is None else (args,), {}, target.name)
+        return str(target.name), *action_args.to_message(value)
+    return task_name(task), *_split(args)
+
+
 def send(
     ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any]
 ) -> AsyncResult[Any]:
-    """Publish ``task`` (a task object or a registered name) with ``args``: a crux action takes
-    one dict or model; a plain task takes a dict (keywords), a list or tuple (positional) or None."""
-    if isinstance(task, str):
-        app = ctx.runtime.app
-        if task in app.tasks:
-            task = app.tasks[task]
-        else:
-            positional, keywords = _split(args)
-            return app.send_task(task, args=positional, kwargs=keywords, **options)
-    from cruxcelery.actions import CruxTask
-
-    if isinstance(task, CruxTask):
-        return task.apply_async(() if args is None else (args,), None, **options)
-    positional, keywords = _split(args)
-    return task.apply_async(positional, keywords, **options)
+    """Publish now, through the task's own ``apply_async`` when this process knows the task."""
+    app = ctx.runtime.app
+    name, positional, keywords = message(app, task, args)
+    target = app.tasks.get(name) if isinstance(task, str) else task
+    if target is None:
+        return app.send_task(name, args=positional, kwargs=keywords, **options)
+    # already validated by message(): skip CruxTask.apply_async's second validation
+    return Task.apply_async(target, positional, keywords, **options)
 
 
 def _split(args: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -81,6 +87,15 @@ def _split(args: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     raise CruxError(f"plain Celery task args must be a dict, list or tuple, not {type(args).__name__}")
 
 
+Sender = Callable[[context.ActiveContext, "Task[Any, Any] | str", Any, dict[str, Any], Envelope], "AsyncResult[Any]"]
+
+
+def send_now(ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
+              envelope: Envelope) -> AsyncResult[Any]:
+    with outgoing(envelope):
+        return send(ctx, task, args, options)
+
+
 def task_name(task: Task[Any, Any] | str) -> str:
     return task if isinstance(task, str) else str(task.name)
 
@@ -89,6 +104,7 @@ def publish(
     ctx: context.ActiveContext, label: str, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
     *, kind: boundaries.BoundaryKind, detached: bool = False, envelope: Envelope | None = None,
     end_span: bool = False, envelope_fields: dict[str, Any] | None = None, timeout_s: float | None = None,
+    sender: Sender = send_now,
 ) -> AsyncResult[Any]:
     """Open the boundary, flush (bounded), publish with the envelope, return the result.
 
@@ -104,8 +120,8 @@ def publish(
         child_env = child_env.model_copy(update={"kind": "detached"})
     runtime.flush(runtime.settings.boundary_flush_timeout_s)
     try:
-        with outgoing(envelope or child_env), context.activate(replace(ctx, span=span, parent=span.ref)):
-            result = send(ctx, task, args, options)
+        with context.activate(replace(ctx, span=span, parent=span.ref)):
+            result = sender(ctx, task, args, options, envelope or child_env)
     except BaseException as exc:
         span.end("error", exc)
         raise

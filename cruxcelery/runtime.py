@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from celery import Celery
 from pydantic import BaseModel
 
-from cruxcelery import flushing, hooks
+from cruxcelery import flushing, hooks, scheduling
 from cruxcelery.actions import ActionContext, CruxTask, make_action
 from cruxcelery.envelope import Envelope, EnvelopeCodec
 from cruxcelery.errors import ConfigurationError
@@ -61,6 +61,7 @@ class Crux:
             Crux._instances.add(self)
             Crux._latest = weakref.ref(self)
         hooks.install()
+        scheduling.install(self)
 
     # -- registry ------------------------------------------------------------------------------
     @classmethod

@@ -1,17 +1,35 @@
-"""``ctx.crux.scheduler.run_after``: countdown tasks, detached by default."""
+"""``ctx.crux.scheduler.run_after``: countdown tasks, detached by default. A delay longer than
+one timer hop (at most half the broker's visibility timeout) travels as short idempotent hops,
+because the Redis transport redelivers an ETA message that waits unacked past the visibility
+timeout (celery #2599, kombu #337)."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
+from celery.result import AsyncResult
 
 from cruxcelery import context
 from cruxcelery.envelope import Envelope
 from cruxcelery.errors import CruxError, NotInAction
 
 if TYPE_CHECKING:
-    from celery.result import AsyncResult
+    from cruxcelery.runtime import Crux
+
+HOP_TASK = "crux.hop"
+MAX_HOP_S = 300.0
+
+
+def hop_s(runtime: Crux) -> float:
+    """The longest countdown cruxcelery publishes: ``CRUX_TIMER_HOP_S``, else half the broker's
+    visibility timeout, at most five minutes."""
+    if runtime.settings.timer_hop_s is not None:
+        return runtime.settings.timer_hop_s
+    options = runtime.app.conf.broker_transport_options or {}
+    return max(0.5, min(MAX_HOP_S, float(options.get("visibility_timeout", 3600)) / 2))
 
 
 class Scheduler:
@@ -19,11 +37,11 @@ class Scheduler:
         self, label: str, delay_s: float, task: Task[Any, Any] | str, args: Any = None,
         observability: Envelope | dict[str, Any] | str | None = None, **options: Any,
     ) -> AsyncResult[Any]:
-        """Publish ``task`` with ``countdown=delay_s``. The enqueue is recorded in the current
+        """Publish ``task`` after ``delay_s`` seconds. The enqueue is recorded in the current
         trace (a ``runtime.celery.schedule`` span). By default the task starts its own run,
         linked to that span; with ``observability=capture_context()`` it continues that run in a
         new segment."""
-        from cruxcelery.publishing import publish
+        from cruxcelery.publishing import publish, send_now
 
         ctx = context.current()
         if ctx is None:
@@ -36,6 +54,31 @@ class Scheduler:
                         else ctx.runtime.codec.decode(observability))
             if envelope is None:
                 raise CruxError("run_after: observability= is not a valid captured context")
-        options = {**options, "countdown": delay_s}
-        return publish(ctx, label, task, args, options, kind="schedule", detached=envelope is None,
-                       envelope=envelope, end_span=True)
+        hops = delay_s > hop_s(ctx.runtime)
+        return publish(ctx, label, task, args, {**options, "countdown": delay_s}, kind="schedule",
+                       detached=envelope is None, envelope=envelope, end_span=True,
+                       sender=_send_by_hops if hops else send_now)
+
+
+def _send_by_hops(ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
+                  envelope: Envelope) -> AsyncResult[Any]:
+    from cruxcelery.publishing import message
+
+    runtime = ctx.runtime
+    name, positional, keywords = message(runtime.app, task, args)
+    rest = dict(options)
+    delay_s = float(rest.pop("countdown"))
+    task_id = str(rest.pop("task_id", None) or uuid.uuid4())
+    runtime.flows.timers.publish_later(name, positional, keywords, rest, runtime.codec.encode(envelope),
+                                       int((time.time() + delay_s) * 1000), task_id)
+    return AsyncResult(task_id, app=runtime.app)
+
+
+def install(runtime: Crux) -> None:
+    """Register the hop task on the runtime's app (at ``Crux(app)``, so every worker knows it)."""
+
+    def hop(payload: dict[str, Any]) -> str:
+        return runtime.flows.timers.hop(payload)
+
+    app: Any = runtime.app
+    app.task(name=HOP_TASK, acks_late=True, ignore_result=True, shared=False)(hop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -56,3 +57,20 @@ timed = crux.flow("c-timed", args=TimedArgs)
 @timed.handler
 def run_timed(scope: FlowScope[TimedArgs], args: TimedArgs, ctx: ActionContext) -> None:
     scope.suspend("never", timeout=args.timeout_s, on_expired=lambda snap: counters.bump(snap.flow_id, "expired"))
+
+
+class LaterArgs(BaseModel):
+    key: str
+    delay_s: float
+
+
+@crux.action(name="c.later_target", observability_name="later target", args=LaterArgs)
+def later_target(ctx: ActionContext, args: LaterArgs) -> float:
+    counters.bump(args.key, "later")
+    return time.time()
+
+
+@crux.action(name="c.schedule_later", observability_name="schedule later", args=LaterArgs)
+def schedule_later(ctx: ActionContext, args: LaterArgs) -> dict[str, Any]:
+    result = ctx.crux.scheduler.run_after("much later", args.delay_s, later_target, args)
+    return {"taskId": result.id, "scheduledAt": time.time()}

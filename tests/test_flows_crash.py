@@ -66,3 +66,16 @@ def test_a_timer_whose_wake_up_message_was_deleted_is_recovered_by_the_sweep(tmp
     with _worker(tmp_path, crash_app) as worker:
         _wait(crash_app, flow_id, "expired", worker, timeout_s=30)
         assert crash_app.counters.count(flow_id, "expired") == 1, worker.log()[-3000:]
+
+
+def test_a_run_after_longer_than_the_visibility_timeout_arrives_once_on_time(tmp_path, crash_app):
+    from celery.result import AsyncResult
+
+    with _worker(tmp_path, crash_app) as worker:
+        scheduled = crash_app.schedule_later.delay({"key": "later-1", "delay_s": 7}).get(timeout=20)
+        ran_at = AsyncResult(scheduled["taskId"], app=crash_app.app).get(timeout=30)
+        time.sleep(6)  # a redelivered or duplicated hop would run the target again by now
+        assert crash_app.counters.count("later-1", "later") == 1, worker.log()[-3000:]
+    assert 6.5 <= ran_at - scheduled["scheduledAt"] <= 12
+    hops = [k for k in crash_app.counters.redis.scan_iter("crux-c:hop:*")]
+    assert len(hops) == 2, "7 s: two hops of 2.5 s, then the task itself with the last 2 s as countdown"

@@ -21,6 +21,7 @@ Every part of a key is validated before a key is built, so user input never shap
 | ``timers()`` | ``{p}:timers`` | sorted set, member timer JSON, score due epoch ms |
 | ``flow_timers(id)`` | ``{p}:timers:flow:{id}`` | set: the flow's members of ``timers()`` |
 | ``timers_armed()`` | ``{p}:timers:armed`` | string: due ms of the earliest wake-up message in flight |
+| ``hop(id, seq)`` | ``{p}:hop:{id}:{seq}`` | string: hop ``seq`` of a deferred publish was handled |
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ class FlowKeys:
 
     def timers(self) -> str:
         return f"{self.prefix}:timers"
+
+    def hop(self, hop_id: str, seq: int) -> str:
+        """String: set once when hop ``seq`` of a deferred publish is handled (duplicates skip)."""
+        return f"{self.prefix}:hop:{_check(hop_id, _NAME_RE, 'hop id')}:{int(seq)}"
 
     def timers_armed(self) -> str:
         """String: due epoch ms of the earliest timer wake-up message in flight."""

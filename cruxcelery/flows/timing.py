@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+import uuid
+from typing import TYPE_CHECKING, Any
 
+from cruxcelery import scheduling
 from cruxcelery.flows.snapshot import FlowSnapshot
 from cruxcelery.flows.timers import Timer
-from cruxcelery.publishing import quiet
+from cruxcelery.publishing import outgoing, quiet
 
 if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime
 
 WAKE_TASK = "crux.flows.wake"
-MAX_HOP_S = 300.0
+HOP_TASK = scheduling.HOP_TASK  # registered by scheduling.install at Crux(app); its body is Timers.hop
 LOST_AFTER_MS = 2_000
 log = logging.getLogger("cruxcelery.flows")
 
@@ -34,12 +36,7 @@ class Timers:
         self._flows = flows
 
     def hop_s(self) -> float:
-        configured = self._flows.crux.settings.timer_hop_s
-        if configured is not None:
-            return configured
-        options = self._flows.crux.app.conf.broker_transport_options or {}
-        visibility = float(options.get("visibility_timeout", 3600))
-        return max(0.5, min(MAX_HOP_S, visibility / 2))
+        return scheduling.hop_s(self._flows.crux)
 
     def arm(self, flow_id: str, kind: str, name: str, due_ms: int, version: int = 0) -> None:
         self._flows.store.add_timer(Timer(flow_id=flow_id, version=version, kind=kind, name=name,
@@ -94,6 +91,36 @@ class Timers:
         if upcoming is not None:
             self.schedule_wakeup(upcoming, force=force_next)
         return fired
+
+    # -- deferred publishes: run_after delays longer than one hop ----------------------------------
+    def publish_later(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any],
+                      envelope: str, due_ms: int, task_id: str) -> None:
+        """Publish task ``name`` at ``due_ms`` by hopping: each hop is a countdown no longer than
+        ``hop_s`` that publishes the next, the last one the task itself (with ``envelope``)."""
+        self._hop({"hop_id": uuid.uuid4().hex, "seq": 0, "name": name, "args": list(args), "kwargs": kwargs,
+                   "options": options, "envelope": envelope, "task_id": task_id, "due_ms": due_ms})
+
+    def _hop(self, payload: dict[str, Any]) -> None:
+        countdown_ms = min(payload["due_ms"] - _now_ms(), int(self.hop_s() * 1000))
+        with quiet():
+            self._flows.crux.app.send_task(HOP_TASK, kwargs={"payload": payload},
+                                           countdown=max(countdown_ms, 0) / 1000.0)
+
+    def hop(self, payload: dict[str, Any]) -> str:
+        """The hop task: once per (hop, seq) whatever the deliveries, hop again or publish."""
+        store, crux = self._flows.store, self._flows.crux
+        remaining = payload["due_ms"] - _now_ms()
+        key = store.keys.hop(payload["hop_id"], payload["seq"])
+        if not store.redis.set(key, 1, nx=True, px=max(remaining, 0) + 86_400_000):
+            return "duplicate"
+        if remaining > self.hop_s() * 1000:
+            self._hop({**payload, "seq": payload["seq"] + 1})
+            return "hopped"
+        with outgoing(crux.codec.decode(payload["envelope"])):
+            crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
+                               task_id=payload["task_id"], countdown=max(remaining, 0) / 1000.0,
+                               **payload["options"])
+        return "published"
 
     def _fire(self, timer: Timer) -> int:
         if timer.kind in ("timeout", "recheck"):
