@@ -145,7 +145,7 @@ def capture_context() -> Envelope | None:
     """A carrier for the active context (``None`` outside one): pass it to ``with_context`` in
     another thread or process, or to ``scheduler.run_after(observability=...)``."""
     ctx = current()
-    return ctx.envelope() if ctx is not None else None
+    return ctx.runtime.codec.sign(ctx.envelope()) if ctx is not None else None
 
 
 @contextmanager
@@ -159,7 +159,11 @@ def with_context(carrier: Envelope | dict[str, Any] | str | None) -> Iterator[Ac
         raise CruxError("with_context needs a Crux(app) in this process")
     envelope = carrier if isinstance(carrier, Envelope) else runtime.codec.decode(carrier)
     if envelope is None:
-        yield None
+        token = _active.set(None)
+        try:
+            yield None
+        finally:
+            _active.reset(token)
         return
     segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))
     ctx = ActiveContext(

@@ -67,15 +67,19 @@ class EnvelopeCodec:
 
     def _signature(self, envelope: Envelope) -> str:
         assert self._key is not None
-        payload = envelope.model_dump_json(exclude={"sig"}, exclude_none=True).encode("utf-8")
+        payload = envelope.model_dump_json(exclude={"sig"}, exclude_none=True).encode("utf-8")  # canonical
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
+
+    def sign(self, envelope: Envelope) -> Envelope:
+        """The envelope with its signature when a key is set (unchanged otherwise)."""
+        if self._key is None:
+            return envelope
+        return envelope.model_copy(update={"sig": self._signature(envelope)})
 
     def encode(self, envelope: Envelope) -> str:
         """Compact JSON, signed when a key is set. Every field is bounded, so this stays far
         below the cap."""
-        if self._key is not None:
-            envelope = envelope.model_copy(update={"sig": self._signature(envelope)})
-        return envelope.model_dump_json(exclude_none=True)
+        return self.sign(envelope).model_dump_json(exclude_none=True)
 
     def decode(self, raw: Any) -> Envelope | None:
         """The envelope in ``raw`` (a JSON string or a dict), or ``None``. Never raises."""

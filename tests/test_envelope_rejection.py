@@ -75,3 +75,9 @@ def test_decode_never_raises_on_hostile_input():
     codec = EnvelopeCodec(4096, b"k")
     for raw in [b"\xff\xfe", [], {"v": 2}, "null", '{"v": 1}' * 1000, object()]:
         assert codec.decode(raw) is None
+
+
+def test_a_captured_carrier_passed_as_json_verifies_with_a_signing_key(sink, celery_test_app, signing):
+    celery_test_app.json_carrier.delay({}).get(timeout=10)
+    leaf = wait_span(sink, "leaf")[0]
+    assert leaf["runId"] == only(sink.spans(name="json carrier"))["runId"]
