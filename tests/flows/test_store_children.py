@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from cruxcelery.flows.errors import FlowError
 from cruxcelery.flows.store import RedisFlowStore
+from tests.concurrency import race
 
 
 def test_child_result_first_writer_wins(store: RedisFlowStore) -> None:
@@ -18,22 +17,9 @@ def test_child_result_first_writer_wins(store: RedisFlowStore) -> None:
 
 
 def test_concurrent_child_result_writers_have_one_winner(store: RedisFlowStore) -> None:
-    wins: list[int] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(20)
+    won = race(lambda i: store.put_child_result("f1", "step", {"writer": i}))
 
-    def put(i: int) -> None:
-        barrier.wait()
-        if store.put_child_result("f1", "step", {"writer": i}):
-            with lock:
-                wins.append(i)
-
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    wins = [i for i, first in enumerate(won) if first]
     assert len(wins) == 1
     assert store.get_child_result("f1", "step") == {"writer": wins[0]}
 

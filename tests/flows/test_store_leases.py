@@ -1,30 +1,16 @@
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from cruxcelery.flows.store import RedisFlowStore
+from tests.concurrency import race
 
 StoreFactory = Callable[..., RedisFlowStore]
 
 
 def test_lease_has_a_single_holder_among_concurrent_acquirers(store: RedisFlowStore) -> None:
-    tokens: list[str | None] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(20)
-
-    def acquire() -> None:
-        barrier.wait()
-        token = store.acquire_lease("f1", ttl_s=30)
-        with lock:
-            tokens.append(token)
-
-    threads = [threading.Thread(target=acquire) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    tokens = race(lambda _: store.acquire_lease("f1", ttl_s=30))
 
     holders = [t for t in tokens if t is not None]
     assert len(holders) == 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -42,34 +43,24 @@ def _assert_newest_first(items: list[FlowSummary]) -> None:
     assert order == sorted(order, reverse=True)
 
 
-def test_list_by_status_pages_through_120_flows_once_each_newest_first(
-    store: RedisFlowStore, snap: Snap
+@pytest.mark.parametrize(("wanted_filter", "other_filter"), [
+    ({"status": "suspended"}, {"status": "running"}),
+    ({"name": "reader"}, {"name": "writer"}),
+], ids=["by-status", "by-name"])
+def test_listing_pages_through_120_flows_once_each_newest_first(
+    store: RedisFlowStore, snap: Snap, wanted_filter: dict[str, Any], other_filter: dict[str, Any]
 ) -> None:
-    wanted = _seed(store, snap, 120, status="suspended")
-    _seed(store, snap, 30, status="running")
+    wanted = _seed(store, snap, 120, **wanted_filter)
+    _seed(store, snap, 30, **other_filter)
 
-    pages = _page_all(store, status="suspended", limit=50)
+    pages = _page_all(store, limit=50, **wanted_filter)
 
+    listed = [s for page in pages for s in page]
     assert [len(p) for p in pages] == [50, 50, 20]
-    seen = [s.flow_id for page in pages for s in page]
-    assert sorted(seen) == sorted(wanted)
-    assert len(set(seen)) == 120
-    assert {s.status for page in pages for s in page} == {"suspended"}
-    _assert_newest_first([s for page in pages for s in page])
-
-
-def test_list_by_name_pages_through_120_flows_once_each_newest_first(
-    store: RedisFlowStore, snap: Snap
-) -> None:
-    wanted = _seed(store, snap, 120, name="reader")
-    _seed(store, snap, 30, name="writer")
-
-    pages = _page_all(store, name="reader", limit=50)
-
-    seen = [s.flow_id for page in pages for s in page]
-    assert [len(p) for p in pages] == [50, 50, 20]
-    assert sorted(seen) == sorted(wanted) and len(set(seen)) == 120
-    _assert_newest_first([s for page in pages for s in page])
+    assert sorted(s.flow_id for s in listed) == sorted(wanted) and len({s.flow_id for s in listed}) == 120
+    for field, value in wanted_filter.items():
+        assert {getattr(s, field) for s in listed} == {value}
+    _assert_newest_first(listed)
 
 
 def test_list_by_status_and_name_returns_the_intersection(store: RedisFlowStore, snap: Snap) -> None:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 
 from cruxcelery.flows.errors import SignalRejected
 from cruxcelery.flows.store import RedisFlowStore
+from tests.concurrency import race
 
 
 def test_signals_are_buffered_and_delivered_fifo(store: RedisFlowStore) -> None:
@@ -33,25 +33,14 @@ def test_a_null_payload_is_a_delivered_signal(store: RedisFlowStore) -> None:
 def test_concurrent_pops_deliver_each_payload_once(store: RedisFlowStore) -> None:
     for i in range(20):
         store.push_signal("f1", "approval", i)
-    delivered: list[Any] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(20)
 
-    def pop() -> None:
-        barrier.wait()
-        while True:
-            found, payload = store.pop_signal("f1", "approval")
-            if not found:
-                return
-            with lock:
-                delivered.append(payload)
+    def pop_all(_: int) -> list[Any]:
+        popped = []
+        while (found_payload := store.pop_signal("f1", "approval"))[0]:
+            popped.append(found_payload[1])
+        return popped
 
-    threads = [threading.Thread(target=pop) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    delivered = [payload for popped in race(pop_all) for payload in popped]
     assert sorted(delivered) == list(range(20))
 
 

@@ -9,6 +9,7 @@ import pytest
 from cruxcelery.flows.errors import FlowError, FlowNotFound, InvalidFlowId, VersionConflict
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot, StepRecord, Waiting
 from cruxcelery.flows.store import RedisFlowStore
+from tests.concurrency import race
 
 Snap = Callable[..., FlowSnapshot]
 StoreFactory = Callable[..., RedisFlowStore]
@@ -61,21 +62,7 @@ def test_idempotency_key_taken_from_the_snapshot(store: RedisFlowStore, snap: Sn
 
 
 def test_idempotency_key_race_has_one_winner(store: RedisFlowStore, snap: Snap) -> None:
-    results: list[tuple[str, bool]] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(20)
-
-    def start(i: int) -> None:
-        barrier.wait()
-        outcome = store.create(snap(f"f{i}"), idempotency_key="same")
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = race(lambda i: store.create(snap(f"f{i}"), idempotency_key="same"))
 
     winners = [flow_id for flow_id, created in results if created]
     assert len(winners) == 1

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import threading
-
 from cruxcelery.flows.store import RedisFlowStore
 from cruxcelery.flows.timers import Timer
+from tests.concurrency import race
 
 
 def test_due_timers_are_returned_earliest_first(store: RedisFlowStore) -> None:
@@ -38,24 +37,9 @@ def test_adding_the_same_timer_again_moves_it(store: RedisFlowStore) -> None:
 def test_a_timer_is_claimed_at_most_once_by_20_concurrent_claimers(store: RedisFlowStore) -> None:
     timer = Timer(flow_id="f1", version=4, kind="timeout", name="approval", due_ms=1_000)
     store.add_timer(timer)
-    claims: list[bool] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(20)
+    claims = race(lambda _: [store.claim_timer(due) for due in store.due_timers(now_ms=2_000)])
 
-    def claim() -> None:
-        barrier.wait()
-        for due in store.due_timers(now_ms=2_000):
-            won = store.claim_timer(due)
-            with lock:
-                claims.append(won)
-
-    threads = [threading.Thread(target=claim) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert claims.count(True) == 1
+    assert [won for each in claims for won in each].count(True) == 1
     assert store.due_timers(now_ms=2_000) == []
     assert store.next_due_ms() is None
     assert store.redis.scard(store.keys.flow_timers("f1")) == 0
