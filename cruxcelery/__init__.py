@@ -5,9 +5,18 @@ Import everything from here; every other module is private.
 
 from cruxcelery.actions import ActionContext, CruxTask
 from cruxcelery.context import capture_context, with_context
+from cruxcelery.crux import Crux
 from cruxcelery.envelope import Envelope
-from cruxcelery.errors import ConfigurationError, CruxError, InvalidArgs, NotInAction
-from cruxcelery.flows.api import cancel_flow, create_flow_id, list_flows, signal_flow
+from cruxcelery.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    CruxError,
+    InvalidArgs,
+    NotInAction,
+    StoreUnavailable,
+)
+from cruxcelery.extensions import Execution, Extension, Message, Worker
+from cruxcelery.flows.api import cancel_flow, create_flow_id, delete_flow, list_flows, purge_flows, signal_flow
 from cruxcelery.flows.errors import (
     ChildFailed,
     DuplicateStep,
@@ -19,8 +28,10 @@ from cruxcelery.flows.errors import (
     FlowNotWaiting,
     FlowSuspended,
     InvalidFlowId,
+    LeaseLost,
     SignalRejected,
     StepFailed,
+    VersionConflict,
 )
 from cruxcelery.flows.handle import FlowHandle
 from cruxcelery.flows.results import (
@@ -35,7 +46,7 @@ from cruxcelery.flows.results import (
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.flushing import flush_observability, with_observability_flush
-from cruxcelery.runtime import Crux
+from cruxcelery.outcomes import Outcome, classify
 from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 
@@ -45,6 +56,13 @@ __all__ = [
     "Crux",
     "CruxSettings",
     "CruxTask",
+    # the extension seam
+    "Execution",
+    "Extension",
+    "Message",
+    "Outcome",
+    "Worker",
+    "classify",
     # context propagation
     "Envelope",
     "capture_context",
@@ -63,7 +81,9 @@ __all__ = [
     "Retry",
     "cancel_flow",
     "create_flow_id",
+    "delete_flow",
     "list_flows",
+    "purge_flows",
     "signal_flow",
     # telemetry
     "FlushResult",
@@ -71,6 +91,7 @@ __all__ = [
     "flush_observability",
     "with_observability_flush",
     # errors
+    "BrokerUnavailable",
     "ChildFailed",
     "ConfigurationError",
     "CruxError",
@@ -84,7 +105,10 @@ __all__ = [
     "FlowSuspended",
     "InvalidArgs",
     "InvalidFlowId",
+    "LeaseLost",
     "NotInAction",
     "SignalRejected",
     "StepFailed",
+    "StoreUnavailable",
+    "VersionConflict",
 ]

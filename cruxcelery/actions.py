@@ -20,7 +20,7 @@ from cruxcelery.scheduling import Scheduler
 if TYPE_CHECKING:
     from celery.result import AsyncResult
 
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
 DEFAULT_ROOT_PRIMITIVE = "runtime.celery.task"
 log = logging.getLogger("cruxcelery")
@@ -106,7 +106,7 @@ class CruxTask(Task[Any, Any]):
     """A Celery task that restores Crux context, opens its run or span, validates its args at the
     caller and in the worker, and flushes telemetry in ``finally``."""
 
-    crux_runtime: Crux
+    crux_runtime: Runtime
     crux_fn: Callable[[ActionContext, Any], Any]
     crux_args_model: type[BaseModel] | None = None
     crux_observability_name: str = ""
@@ -133,7 +133,7 @@ class CruxTask(Task[Any, Any]):
         hard_limit = (getattr(request, "timelimit", None) or (None, None))[0] or self.time_limit
         try:
             ex = execution.open_execution(
-                runtime, task_name=self.name, request=request, name=self.crux_observability_name,
+                runtime, task=self, request=request, name=self.crux_observability_name,
                 primitive=self.crux_root_primitive, attributes=self.crux_attributes,
                 deadline_at=time.time() + float(hard_limit) if hard_limit else None,
             )
@@ -158,7 +158,7 @@ class CruxTask(Task[Any, Any]):
             execution.defer_or_run(getattr(request, "id", None), reset)
 
 
-def _safely(fn: Callable[..., None], *args: Any) -> None:
+def _safely(fn: Callable[..., object], *args: Any) -> None:
     """Telemetry never breaks user code."""
     try:
         fn(*args)
@@ -167,7 +167,7 @@ def _safely(fn: Callable[..., None], *args: Any) -> None:
 
 
 def make_action(
-    runtime: Crux, fn: Callable[[ActionContext, Any], Any], *, name: str | None,
+    runtime: Runtime, fn: Callable[[ActionContext, Any], Any], *, name: str | None,
     observability_name: str | None, root_primitive: str | None, attributes: dict[str, Any] | None,
     args: type[BaseModel] | None, task_options: dict[str, Any],
 ) -> CruxTask:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cruxcelery.errors import InvalidArgs
+from cruxcelery.errors import InvalidArgs, structured_errors
 
 
 def coerce(model: type[BaseModel] | None, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -27,7 +27,7 @@ def coerce(model: type[BaseModel] | None, args: tuple[Any, ...], kwargs: dict[st
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidArgs(f"{task_name}: invalid args: {exc}") from None
+        raise InvalidArgs(f"{task_name}: invalid args: {exc}", structured_errors(exc)) from None
 
 
 def to_message(value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

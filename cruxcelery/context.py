@@ -18,7 +18,7 @@ from cruxcelery.telemetry import otel
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef
 
 if TYPE_CHECKING:
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ActiveContext:
     """Where the running code sits: its runtime, run segment, the span new work hangs under, and
     the Celery execution and flow it belongs to."""
 
-    runtime: Crux
+    runtime: Runtime
     segment: Segment
     parent: SpanRef
     run_name: str
@@ -35,6 +35,8 @@ class ActiveContext:
     task_id: str | None = None
     owner: bool = False
     flow_id: str | None = None
+    # the envelope this execution arrived with: a replacement (``self.replace``) takes its place
+    incoming: Envelope | None = None
     # set by flows: a step that wants its child tasks durable intercepts run_action through this
     step_hook: Callable[..., Any] | None = None
 
@@ -152,9 +154,9 @@ def capture_context() -> Envelope | None:
 def with_context(carrier: Envelope | dict[str, Any] | str | None) -> Iterator[ActiveContext | None]:
     """Continue the carrier's run in this thread (a new segment) for the block. A ``None`` or
     invalid carrier runs the block with no context (logged, never raised)."""
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
-    runtime = Crux.current()
+    runtime = Runtime.current()
     if runtime is None:
         raise CruxError("with_context needs a Crux(app) in this process")
     envelope = carrier if isinstance(carrier, Envelope) else runtime.codec.decode(carrier)

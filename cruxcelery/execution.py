@@ -10,22 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import Reject, Retry
-
 from cruxcelery import boundaries
-from cruxcelery.context import ActiveContext, _active, status_for
+from cruxcelery.context import ActiveContext, current
 from cruxcelery.envelope import HEADER, Envelope
+from cruxcelery.outcomes import Outcome, classify
 from cruxcelery.telemetry import otel
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
 
 if TYPE_CHECKING:
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
+REPLACED = "runtime.celery.replaced"
 _RUN_STATUS = {"ok": "ok", "skipped": "ok", "error": "error", "cancelled": "cancelled",
                "suspended": "suspended", "blocked": "blocked"}
 
 
-def read_envelope(runtime: Crux, request: Any) -> Envelope | None:
+def read_envelope(runtime: Runtime, request: Any) -> Envelope | None:
     """The envelope of a task request: ``request.headers["crux"]``, else ``request.crux``."""
     headers = getattr(request, "headers", None)
     raw = headers.get(HEADER) if isinstance(headers, dict) else None
@@ -39,15 +39,18 @@ class Execution:
     ctx: ActiveContext
     span: CruxSpan
     envelope: Envelope | None
+    task: Any = None
+    request: Any = None
     nested: bool = False  # run in-process inside another action (apply() / a direct call)
 
 
 def open_execution(
-    runtime: Crux, *, task_name: str, request: Any, name: str, primitive: str,
+    runtime: Runtime, *, task: Any, request: Any, name: str, primitive: str,
     attributes: dict[str, Any], deadline_at: float | None = None,
 ) -> Execution:
+    task_name = str(task.name)
     envelope = read_envelope(runtime, request)
-    outer = _active.get()
+    outer = current()
     task_id = getattr(request, "id", None)
     attempt = int(getattr(request, "retries", 0) or 0) + 1
     span_fields: dict[str, Any] = {"attributes": attributes, "deadline_at": deadline_at}
@@ -55,7 +58,7 @@ def open_execution(
         span = outer.segment.start_span(name, primitive, parent=outer.parent, flow_id=outer.flow_id,
                                         **span_fields)
         ctx = replace(outer, span=span, parent=span.ref, task_id=task_id, owner=False)
-        return Execution(ctx, span, None, nested=True)
+        return Execution(ctx, span, None, task, request, nested=True)
     if envelope is None or envelope.kind == "detached":
         links = (otel.remote_context(envelope.trace_id, envelope.parent_span_id),) if envelope else ()
         segment, started = new_root_segment(
@@ -70,7 +73,7 @@ def open_execution(
                                         "operationId": envelope.operation_id})
         ctx = ActiveContext(runtime, segment, span.ref, name, run_started, span=span, task_id=task_id,
                             owner=True)
-        return Execution(ctx, span, envelope)
+        return Execution(ctx, span, envelope, task, request)
     segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))
     if envelope.owner:
         segment.run_resume("retry" if attempt > 1 else "resume", envelope.segment_id)
@@ -79,26 +82,31 @@ def open_execution(
                               flow_id=envelope.flow_id, **span_fields)
     ctx = ActiveContext(
         runtime, segment, span.ref, envelope.run_name or name, envelope.run_started_at or time.time(),
-        span=span, task_id=task_id, owner=envelope.owner, flow_id=envelope.flow_id,
+        span=span, task_id=task_id, owner=envelope.owner, flow_id=envelope.flow_id, incoming=envelope,
     )
-    return Execution(ctx, span, envelope)
+    return Execution(ctx, span, envelope, task, request)
 
 
-def close_execution(execution: Execution, exc: BaseException | None, result: Any = None) -> None:
-    """End the action span; acknowledge the boundary; end (or, for a retry, suspend) an owned run."""
+def close_execution(execution: Execution, exc: BaseException | None, result: Any = None) -> Outcome:
+    """End the action span, acknowledge the boundary and end (or suspend) an owned run, as the
+    execution's ``Outcome`` says: a retry or a replacement leaves the boundary open and suspends
+    the run, which the next attempt (or the replacement) resumes."""
     ctx = execution.ctx
-    retrying = isinstance(exc, Retry | Reject)
-    status, error = ("ok", None) if exc is None else status_for(exc)
-    execution.span.end(status, error)
-    if execution.envelope is not None and execution.envelope.kind == "continuation" and not retrying:
-        boundaries.finished(ctx.segment, execution.envelope, status, error)
+    outcome = classify(exc, execution.task, execution.request, result)
+    if outcome.kind == "replaced":
+        execution.span.event(REPLACED, {"replacedBy": ctx.task_id})
+    execution.span.end(outcome.span_status, outcome.span_error)
+    continuation = execution.envelope is not None and execution.envelope.kind == "continuation"
+    if continuation and outcome.terminal:
+        assert execution.envelope is not None
+        boundaries.finished(ctx.segment, execution.envelope, outcome.span_status, outcome.span_error)
     if ctx.owner and not execution.nested:
-        if retrying:
-            ctx.segment.run_suspend("retry")
+        if not outcome.terminal:
+            ctx.segment.run_suspend(outcome.kind)
         else:
-            ctx.segment.run_end(_RUN_STATUS.get(status, "error"), ctx.run_started_at, error)
-    if execution.envelope is not None and not retrying:
-        ctx.runtime.notify_completion(execution.envelope, ctx.task_id, result, error)
+            ctx.segment.run_end(_RUN_STATUS.get(outcome.span_status, "error"), ctx.run_started_at,
+                                outcome.span_error)
+    return outcome
 
 
 # -- keeping a context active until task_postrun ---------------------------------------------

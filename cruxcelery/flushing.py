@@ -56,19 +56,19 @@ def budget(total_s: float) -> Iterator[FlushBudget]:
 def flush_observability(timeout_s: float | None = None) -> FlushResult:
     """Deliver pending records of every ``Crux`` in this process, bounded by ``timeout_s``
     (default ``CRUX_FLUSH_TIMEOUT_S``). Never raises."""
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else _default_timeout())
     result = FlushResult()
-    for runtime in Crux.instances():
+    for runtime in Runtime.instances():
         result = result.merge(runtime.flush(max(deadline - time.monotonic(), 0.0)))
     return result
 
 
 def _default_timeout() -> float:
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
-    runtime = Crux.current()
+    runtime = Runtime.current()
     return runtime.settings.flush_timeout_s if runtime is not None else 3.0
 
 

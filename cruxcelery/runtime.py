@@ -1,5 +1,6 @@
-"""``Crux(app)``: binds one Celery app; owns settings, the envelope codec, the recorder (and its
-exporters) and the signal hooks. Nothing happens before it is constructed."""
+"""``Runtime``: binds one Celery app; owns settings, the envelope codec, the recorder (and its
+exporters), the extensions and the signal hooks. Nothing happens before it is constructed. It
+knows nothing of flows: they plug in through the extension seam (``cruxcelery.extensions``)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,34 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from celery import Celery
 from pydantic import BaseModel
 
-from cruxcelery import flushing, hooks, scheduling
+from cruxcelery import flushing, hooks
 from cruxcelery.actions import ActionContext, CruxTask, make_action
-from cruxcelery.envelope import Envelope, EnvelopeCodec
+from cruxcelery.envelope import EnvelopeCodec
 from cruxcelery.errors import ConfigurationError
+from cruxcelery.extensions import Extension, Extensions, Worker
+from cruxcelery.scheduling import DeferredPublisher
 from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.sinks import JsonlFileSink
 
-if TYPE_CHECKING:
-    from cruxcelery.flows.handle import FlowHandle
-    from cruxcelery.flows.manager import FlowRuntime
-
 log = logging.getLogger("cruxcelery")
 
-CompletionListener = Callable[[Envelope, "str | None", Any, "BaseException | None"], None]
+E = TypeVar("E", bound=Extension)
 _PICKLE_MARKERS = ("pickle", "x-python-serialize")
 
 
-class Crux:
-    """The cruxcelery runtime for one Celery app."""
+class Runtime:
+    """The cruxcelery runtime for one Celery app (``cruxcelery.Crux`` adds flows to it)."""
 
-    _instances: ClassVar[weakref.WeakSet[Crux]] = weakref.WeakSet()
-    _latest: ClassVar[weakref.ReferenceType[Crux] | None] = None
+    _instances: ClassVar[weakref.WeakSet[Runtime]] = weakref.WeakSet()
+    _latest: ClassVar[weakref.ReferenceType[Runtime] | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, app: Celery, settings: CruxSettings | None = None) -> None:
@@ -54,30 +53,43 @@ class Crux:
         http = HttpExporter.from_settings(self.settings) if self.settings.telemetry_enabled else None
         if http is not None:
             self.recorder.add_exporter(http)
-        self._completion_listeners: list[CompletionListener] = []
-        self._flows: FlowRuntime | None = None
+        self.extensions = Extensions()
+        self.extensions.add(TelemetryDelivery(self))
+        # delays longer than one countdown hop go through this (the flow timers, when present)
+        self.deferred: DeferredPublisher | None = None
         app._cruxcelery = self  # type: ignore[attr-defined]
-        with Crux._lock:
-            Crux._instances.add(self)
-            Crux._latest = weakref.ref(self)
+        with Runtime._lock:
+            Runtime._instances.add(self)
+            Runtime._latest = weakref.ref(self)
         hooks.install()
-        scheduling.install(self)
 
     # -- registry ------------------------------------------------------------------------------
     @classmethod
-    def current(cls) -> Crux | None:
+    def current(cls) -> Runtime | None:
         """The most recently created runtime in this process."""
-        ref = cls._latest
+        ref = Runtime._latest
         return ref() if ref is not None else None
 
     @classmethod
-    def for_app(cls, app: Any) -> Crux | None:
+    def for_app(cls, app: Any) -> Runtime | None:
         runtime = getattr(app, "_cruxcelery", None)
-        return runtime if isinstance(runtime, Crux) else None
+        return runtime if isinstance(runtime, Runtime) else None
 
     @classmethod
-    def instances(cls) -> list[Crux]:
-        return list(cls._instances)
+    def instances(cls) -> list[Runtime]:
+        return list(Runtime._instances)
+
+    # -- extensions ------------------------------------------------------------------------------
+    def add_extension(self, extension: Extension) -> None:
+        """Register a lifecycle extension (see ``cruxcelery.extensions``)."""
+        self.extensions.add(extension)
+
+    def extension(self, kind: type[E]) -> E | None:
+        return self.extensions.find(kind)
+
+    def check_json_only(self) -> None:
+        """Raise ``ConfigurationError`` if the app was switched to pickle after ``Crux(app)``."""
+        refuse_pickle(self.app)
 
     # -- actions ---------------------------------------------------------------------------------
     def action(
@@ -96,20 +108,6 @@ class Crux:
             )
 
         return decorate(fn) if fn is not None else decorate
-
-    # -- flows (they plug into the runtime; imported on first use) -----------------------------
-    @property
-    def flows(self) -> FlowRuntime:
-        if self._flows is None:
-            from cruxcelery.flows.manager import FlowRuntime
-
-            self._flows = FlowRuntime(self)
-        return self._flows
-
-    def flow(self, name: str, *, args: type[BaseModel],
-             signals: dict[str, type[BaseModel]] | None = None) -> FlowHandle[Any]:
-        """Define a durable flow; decorate its body with ``@handle.handler``."""
-        return self.flows.flow(name, args, signals)
 
     # -- telemetry -------------------------------------------------------------------------------
     def add_exporter(self, exporter: RecordExporter) -> None:
@@ -148,17 +146,20 @@ class Crux:
                 health[type(exporter).__name__] = counters()
         return health
 
-    # -- completions (flows plug in here; the runtime never imports flows) -----------------------
-    def add_completion_listener(self, listener: CompletionListener) -> None:
-        self._completion_listeners.append(listener)
 
-    def notify_completion(self, envelope: Envelope, task_id: str | None, result: Any,
-                          error: BaseException | None) -> None:
-        for listener in list(self._completion_listeners):
-            try:
-                listener(envelope, task_id, result, error)
-            except Exception:
-                log.warning("cruxcelery: completion listener failed", exc_info=True)
+class TelemetryDelivery(Extension):
+    """Flushes what is left when a worker or one of its pool processes shuts down (best effort:
+    the guarantee is the flush at the end of every action)."""
+
+    name = "telemetry"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = weakref.ref(runtime)
+
+    def on_worker_shutdown(self, worker: Worker) -> None:
+        runtime = self._runtime()
+        if runtime is not None:
+            runtime.shutdown()
 
 
 def refuse_pickle(app: Celery) -> None:

@@ -1,13 +1,15 @@
 """``ctx.crux.scheduler.run_after``: countdown tasks, detached by default. A delay longer than
-one timer hop (at most half the broker's visibility timeout) travels as short idempotent hops,
-because the Redis transport redelivers an ETA message that waits unacked past the visibility
-timeout (celery #2599, kombu #337)."""
+one timer hop (at most half the broker's visibility timeout) is handed to the runtime's deferred
+publisher (the flow timers: a sorted set swept by every worker), because the Redis transport
+redelivers an ETA message that waits unacked past the visibility timeout (celery #2599,
+kombu #337)."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery import Task
 from celery.result import AsyncResult
@@ -17,13 +19,20 @@ from cruxcelery.envelope import Envelope
 from cruxcelery.errors import CruxError, NotInAction
 
 if TYPE_CHECKING:
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
-HOP_TASK = "crux.hop"
 MAX_HOP_S = 300.0
+log = logging.getLogger("cruxcelery")
 
 
-def hop_s(runtime: Crux) -> float:
+class DeferredPublisher(Protocol):
+    """Publishes a task message at a later time, at least once, whatever happens to workers."""
+
+    def publish_later(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any],
+                      envelope: str | None, due_ms: int, task_id: str) -> None: ...
+
+
+def hop_s(runtime: Runtime) -> float:
     """The longest countdown cruxcelery publishes: ``CRUX_TIMER_HOP_S``, else half the broker's
     visibility timeout, at most five minutes."""
     if runtime.settings.timer_hop_s is not None:
@@ -46,39 +55,32 @@ class Scheduler:
         ctx = context.current()
         if ctx is None:
             raise NotInAction("ctx.crux.scheduler.run_after needs an active Crux action")
-        if delay_s < 0:
-            raise CruxError(f"run_after: delay_s must be >= 0, got {delay_s}")
+        if not isinstance(delay_s, int | float) or isinstance(delay_s, bool) or not delay_s >= 0:
+            raise CruxError(f"run_after: delay_s must be a number >= 0, got {delay_s!r}")
         envelope = None
         if observability is not None:
             envelope = (observability if isinstance(observability, Envelope)
                         else ctx.runtime.codec.decode(observability))
             if envelope is None:
                 raise CruxError("run_after: observability= is not a valid captured context")
-        hops = delay_s > hop_s(ctx.runtime)
+        deferred = delay_s > hop_s(ctx.runtime) and ctx.runtime.deferred is not None
         return publish(ctx, label, task, args, {**options, "countdown": delay_s}, kind="schedule",
                        detached=envelope is None, envelope=envelope, end_span=True,
-                       sender=_send_by_hops if hops else send_now)
+                       sender=send_deferred if deferred else send_now)
 
 
-def _send_by_hops(ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
-                  envelope: Envelope) -> AsyncResult[Any]:
+def send_deferred(ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any],
+                   envelope: Envelope) -> AsyncResult[Any]:
+    """A ``publishing.Sender`` that hands the message to the runtime's deferred publisher, due
+    ``options["countdown"]`` seconds from now."""
     from cruxcelery.publishing import message
 
     runtime = ctx.runtime
+    assert runtime.deferred is not None
     name, positional, keywords = message(runtime.app, task, args)
     rest = dict(options)
     delay_s = float(rest.pop("countdown"))
     task_id = str(rest.pop("task_id", None) or uuid.uuid4())
-    runtime.flows.timers.publish_later(name, positional, keywords, rest, runtime.codec.encode(envelope),
-                                       int((time.time() + delay_s) * 1000), task_id)
+    runtime.deferred.publish_later(name, positional, keywords, rest, runtime.codec.encode(envelope),
+                                   int((time.time() + delay_s) * 1000), task_id)
     return AsyncResult(task_id, app=runtime.app)
-
-
-def install(runtime: Crux) -> None:
-    """Register the hop task on the runtime's app (at ``Crux(app)``, so every worker knows it)."""
-
-    def hop(payload: dict[str, Any]) -> str:
-        return runtime.flows.timers.hop(payload)
-
-    app: Any = runtime.app
-    app.task(name=HOP_TASK, acks_late=True, ignore_result=True, shared=False)(hop)

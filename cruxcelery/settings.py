@@ -2,7 +2,8 @@
 
 | variable | field | default | meaning |
 | --- | --- | --- | --- |
-| CRUX_REDIS_URL | redis_url | the app's broker URL if it is Redis, else ``redis://127.0.0.1:6379/0`` | where flow snapshots, signals, leases and timers live |
+| CRUX_REDIS_URL | redis_url | the app's broker URL if it is Redis; required otherwise (flows refuse to guess) | where flow snapshots, signals, leases and timers live |
+| CRUX_REDIS_TIMEOUT_S | redis_timeout_s | ``5.0`` | socket timeout of the flow store's Redis calls: a call while Redis is down raises ``StoreUnavailable`` within it |
 | CRUX_KEY_PREFIX | key_prefix | ``crux`` | prefix of every Redis key cruxcelery writes |
 | CRUX_DEVTOOLS_URL | devtools_url | unset | devtools base URL; records are POSTed to ``{url}/api/observability/records`` |
 | CRUX_DEVTOOLS_TOKEN | devtools_token | unset | bearer token sent to devtools |
@@ -16,6 +17,9 @@
 | CRUX_QUEUE_MAX_BYTES | queue_max_bytes | ``33554432`` | the same bound in bytes |
 | CRUX_TELEMETRY | telemetry_enabled | ``true`` | ``false`` turns record emission off entirely |
 | CRUX_FLOW_LEASE_S | flow_lease_s | ``30`` | one execution per flow: the lease (renewed while it runs) lapses this long after a crash |
+| CRUX_SWEEP_INTERVAL_S | sweep_interval_s | ``1.0`` | every worker's sweeper (one at a time across workers) fires due timers and recovers flows this often |
+| CRUX_FLOW_RETENTION_S | flow_retention_s | ``604800`` (7 days) | finished flows and all their keys expire this long after they finish |
+| CRUX_SIGNAL_MAX_BYTES | signal_max_bytes | ``1048576`` | larger signal payloads (as JSON) are refused with ``SignalRejected`` |
 | CRUX_TIMER_HOP_S | timer_hop_s | half the broker visibility timeout, at most ``300`` | longest countdown of one timer wake-up |
 """
 
@@ -54,6 +58,10 @@ class CruxSettings(BaseModel):
     telemetry_enabled: bool = True
     flow_lease_s: float = Field(default=30.0, ge=1, le=3600)
     timer_hop_s: float | None = Field(default=None, gt=0)
+    redis_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    sweep_interval_s: float = Field(default=1.0, ge=0.05, le=3600)
+    flow_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    signal_max_bytes: int = Field(default=1024 * 1024, ge=64)
 
     @field_validator("devtools_url")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from cruxcelery import (
@@ -103,7 +105,8 @@ def test_a_finished_flow_gives_flow_not_waiting(worker):
 def test_a_second_signal_to_the_same_wait_is_not_delivered_twice(worker):
     flow_id = resumable.start({"label": "twice"})
     resumable.signal(flow_id, "go", {"topic": "first"})
-    resumable.signal(flow_id, "go", {"topic": "second"})
+    with contextlib.suppress(FlowNotWaiting):  # the flow may already have finished with the first
+        resumable.signal(flow_id, "go", {"topic": "second"})
     assert resumable.result(flow_id, timeout_s=15).output == "first"
     assert count(flow_id, "after-go") == 1
 

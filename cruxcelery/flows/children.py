@@ -8,32 +8,31 @@ from typing import Any
 from cruxcelery.flows.base import StoreBase
 from cruxcelery.flows.codec import dumps, loads, opt_text
 from cruxcelery.flows.errors import FlowError
+from cruxcelery.flows.keys import validate_step_id
 
 
 class ChildResultOps(StoreBase):
-    """``FlowKeys.child_result(id, step_id)``: a JSON object, expiring after ``child_result_ttl_s``."""
+    """``FlowKeys.children(id)``: a hash, one field per durable step attempt (``step.n``, or
+    ``step.fallback``), holding that child's outcome JSON."""
 
-    def put_child_result(self, flow_id: str, step_id: str, outcome: Mapping[str, Any]) -> bool:
-        """Store the outcome unless one is stored (SET NX): the first writer wins. Returns whether
+    def put_child_result(self, flow_id: str, step_key: str, outcome: Mapping[str, Any]) -> bool:
+        """Store the outcome unless one is stored (HSETNX): the first writer wins. Returns whether
         this call stored it. ``FlowError`` if the outcome is not JSON."""
-        key = self._keys.child_result(flow_id, step_id)
         try:
             raw = dumps(dict(outcome))
         except (TypeError, ValueError) as exc:
-            raise FlowError(f"flow {flow_id!r} step {step_id!r}: outcome is not JSON: {exc}") from exc
-        return bool(self._redis.set(key, raw, nx=True, px=self._child_result_ttl_ms))
+            raise FlowError(f"flow {flow_id!r} step {step_key!r}: outcome is not JSON: {exc}") from exc
+        key = self._keys.children(flow_id)
+        return bool(self._redis.hsetnx(key, validate_step_id(step_key), raw))
 
-    def get_child_result(self, flow_id: str, step_id: str) -> dict[str, Any] | None:
-        raw = opt_text(self._redis.get(self._keys.child_result(flow_id, step_id)))
+    def get_child_result(self, flow_id: str, step_key: str) -> dict[str, Any] | None:
+        raw = opt_text(self._redis.hget(self._keys.children(flow_id), validate_step_id(step_key)))
         if raw is None:
             return None
         try:
             value = loads(raw)
         except ValueError as exc:
-            raise FlowError(f"flow {flow_id!r} step {step_id!r}: stored outcome is not JSON") from exc
+            raise FlowError(f"flow {flow_id!r} step {step_key!r}: stored outcome is not JSON") from exc
         if not isinstance(value, dict):
-            raise FlowError(f"flow {flow_id!r} step {step_id!r}: stored outcome is not an object")
+            raise FlowError(f"flow {flow_id!r} step {step_key!r}: stored outcome is not an object")
         return value
-
-    def delete_child_result(self, flow_id: str, step_id: str) -> bool:
-        return bool(self._redis.delete(self._keys.child_result(flow_id, step_id)))

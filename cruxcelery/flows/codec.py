@@ -56,3 +56,17 @@ def reply_list(value: object) -> list[object]:
     if not isinstance(value, list):
         raise FlowError(f"unexpected Redis reply {value!r}")
     return value
+
+
+def lossless(what: str, value: Any) -> Any:
+    """``value`` as the JSON it will be stored as (a model as its JSON dump), checked to survive
+    the round trip exactly: no previews, no truncation. ``FlowError`` when it is not JSON (NaN,
+    lone surrogates, objects JSON cannot carry)."""
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    try:
+        return json.loads(dumps(value).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise FlowError(f"{what} is not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None

@@ -6,24 +6,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery import flushing
 from cruxcelery.actions import _HELPERS, ActionContext
 from cruxcelery.context import ActiveContext, activate
+from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
     FlowCancelled,
     FlowError,
     FlowExpired,
-    FlowNotFound,
     FlowSuspended,
     FlowWaiting,
     LeaseLost,
+    VersionConflict,
 )
+from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS, EngineInterrupted, guarded
 from cruxcelery.flows.leasing import HeldLease, renewer
 from cruxcelery.flows.run import FlowRun
-from cruxcelery.flows.scope import FlowScope, _json_value, step_id_for
+from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
+from cruxcelery.publishing import publish
 from cruxcelery.telemetry import evidence, ids
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
 
@@ -32,17 +36,28 @@ if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime
 
 log = logging.getLogger("cruxcelery.flows")
+INTERRUPTED = "runtime.celery.interrupted"
+INTERRUPTIONS: tuple[type[BaseException], ...] = (EngineInterrupted, *INFRASTRUCTURE_ERRORS)
 
 
 def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: str) -> dict[str, Any]:
-    """Run the flow if it has something to do. Returns ``{"flowId", "outcome"}``; ``busy`` when
-    another execution holds it (that one runs again for us: the wake flag)."""
+    """Run the flow if it has something to do. Returns ``{"flowId", "outcome"}``: ``busy`` when
+    another execution holds it (that one runs again for us: the wake flag), ``unknown`` for a flow
+    id with no snapshot, ``interrupted`` when Redis or the broker failed under the engine (the flow
+    stays resumable: its lease lapses and the sweeper resumes it)."""
     store = flows.store
     lease_s = flows.crux.settings.flow_lease_s
-    token = store.acquire_lease_or_request_wake(flow_id, lease_s)
+    try:
+        if store.head(flow_id) is None:
+            log.warning("cruxcelery: no flow %s (deleted, expired or never started); nothing to run", flow_id)
+            return {"flowId": flow_id, "outcome": "unknown"}
+        store.track_lease(flow_id, lease_s)
+        token = store.acquire_lease_or_request_wake(flow_id, lease_s)
+    except INFRASTRUCTURE_ERRORS:
+        log.warning("cruxcelery: flow %s could not start: the store is unavailable; the sweeper retries",
+                    flow_id, exc_info=True)
+        return {"flowId": flow_id, "outcome": "interrupted"}
     if token is None:
-        # if the holder died, its lease lapses: a timer then resumes the flow
-        flows.timers.arm(flow_id, "lease", "lease", int((time.time() + lease_s + 0.5) * 1000))
         return {"flowId": flow_id, "outcome": "busy"}
     lease = HeldLease(flow_id, token, lambda fid, tok: store.renew_lease(fid, tok, lease_s))
     renewer.hold(lease, lease_s)
@@ -51,7 +66,8 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
         while True:
             snap = store.load(flow_id)
             if snap is None:
-                raise FlowNotFound(flow_id)
+                store.release_lease(flow_id, lease.token)
+                break
             if snap.name != handle.name:
                 raise FlowError(f"flow {flow_id} is a {snap.name!r} flow, not {handle.name!r}")
             if has_work(flows, snap):
@@ -62,9 +78,17 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
             if token is None:
                 break
             lease.token, reason = token, "wake"
+    except INTERRUPTIONS:
+        # the lease is left to lapse: the sweeper finds the flow in the lease index and resumes it
+        log.warning("cruxcelery: flow %s was interrupted by an infrastructure error; it stays resumable",
+                    flow_id, exc_info=True)
+        outcome = "interrupted"
     finally:
         renewer.release(lease)
-    flows.timers.sweep()
+    try:
+        flows.timers.sweep()
+    except INFRASTRUCTURE_ERRORS:
+        log.warning("cruxcelery: the timer sweep after flow %s failed", flow_id, exc_info=True)
     return {"flowId": flow_id, "outcome": outcome}
 
 
@@ -76,8 +100,7 @@ def has_work(flows: FlowRuntime, snap: FlowSnapshot) -> bool:
     if snap.status in ("pending", "running") or waiting is None:
         return True
     if waiting.kind == "child":
-        key = f"{step_id_for(waiting.name)}.{max(waiting.occurrence, 1)}"
-        return flows.store.get_child_result(snap.flow_id, key) is not None
+        return flows.store.get_child_result(snap.flow_id, waiting.child_key) is not None
     if waiting.kind == "signal":
         overdue = waiting.timeout_at is not None and time.time() * 1000 >= waiting.timeout_at
         return overdue or flows.store.pending_signal_count(snap.flow_id, waiting.name) > 0
@@ -128,13 +151,14 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
     segment, span, run_started = _open_segment(flows, snap, reason)
     ctx = ActiveContext(flows.crux, segment, span.ref, snap.name, run_started, span=span, owner=True,
                         flow_id=snap.flow_id)
-    run = FlowRun(flows.store, snap, segment, span, ctx, flows.timers, handle.signals)
+    ctx = replace(ctx, step_hook=OutsideStep(ctx))
+    run = FlowRun(guarded(flows.store), snap, segment, span, ctx, flows.timers, handle.signals)
     try:
         run.begin()
         with activate(ctx):
             output = handle.call(FlowScope(run, handle.args.model_validate(snap.input)),
                                  ActionContext(_HELPERS, handle.task, None))
-            output = _json_value("the flow's return value", output)
+            output = lossless("the flow's return value", output)
         run.save(status="completed", output=output, waiting=None, suspended_at=None)
         span.artifact("output", output)
         span.end("ok")
@@ -156,10 +180,15 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         segment.run_end("cancelled", run_started,
                         FlowExpired(f"flow expired waiting for {expired.args[0] if expired.args else 'a signal'}"))
         outcome = "expired"
-    except LeaseLost as lost:
+    except (LeaseLost, VersionConflict) as lost:
         log.warning("cruxcelery: %s; this execution stops", lost)
         span.end("cancelled")
         outcome = "lease_lost"
+    except EngineInterrupted:
+        span.event(INTERRUPTED, {"flowId": snap.flow_id})
+        span.end("cancelled")
+        segment.run_suspend("interrupted")
+        raise
     except Exception as exc:
         summary = evidence.summary(exc)
         _finish(run, status="failed", error=ErrorInfo(message=summary["message"], name=summary.get("name")))
@@ -168,12 +197,33 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         outcome = "failed"
     finally:
         flows.crux.flush()
-    if run.snap.is_terminal and run.snap.parent_flow_id:
-        flows.resume(run.snap.parent_flow_id, "child_flow")
+    if run.snap.is_terminal:
+        flows.retire(run.snap, handle)
+        if run.snap.parent_flow_id:
+            flows.resume(run.snap.parent_flow_id, "child_flow")
     return outcome
+
+
+class OutsideStep:
+    """The ``run_action`` hook of a flow body outside any step: it publishes as usual, and warns
+    once per execution that the call repeats on every resume (wrap it in ``scope.step``)."""
+
+    def __init__(self, ctx: ActiveContext) -> None:
+        self._ctx = ctx
+        self._warned = False
+
+    def warn(self, what: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("cruxcelery: %s called outside a step in flow %s runs again on every resume; "
+                        "wrap it in scope.step(...) to run it once", what, self._ctx.flow_id)
+
+    def __call__(self, label: str, task: Any, args: Any, options: dict[str, Any]) -> Any:
+        self.warn(f"run_action({label!r})")
+        return publish(self._ctx, label, task, args, options, kind="task")
 
 
 def _finish(run: FlowRun, **changes: Any) -> None:
     """The terminal write; a flow cancelled from outside meanwhile stays cancelled."""
-    with contextlib.suppress(FlowCancelled, LeaseLost):
+    with contextlib.suppress(FlowCancelled, LeaseLost, VersionConflict):
         run.save(waiting=None, **changes)

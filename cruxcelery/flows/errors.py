@@ -7,7 +7,11 @@ step must not swallow a suspension, a cancellation, a child wait or an expiry.
 
 from __future__ import annotations
 
-from cruxcelery.errors import CruxError
+from typing import Any
+
+from pydantic import ValidationError
+
+from cruxcelery.errors import CruxError, structured_errors
 
 
 class FlowError(CruxError):
@@ -30,7 +34,16 @@ class FlowNotWaiting(FlowError):
 
 
 class SignalRejected(FlowError, ValueError):
-    """A signal payload failed validation, or is not JSON."""
+    """A signal was refused: its payload failed validation (``errors`` holds pydantic's structured
+    ``errors()``), is not JSON or is too large, or the flow declares no signal of that name."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+    @classmethod
+    def from_validation(cls, name: str, flow_id: str, exc: ValidationError) -> SignalRejected:
+        return cls(f"signal {name!r} for flow {flow_id}: {exc}", structured_errors(exc))
 
 
 class FlowDeterminismError(FlowError):
@@ -45,8 +58,17 @@ class InvalidCursor(FlowError, ValueError):
     """A ``list_flows`` cursor was not produced by ``list_flows``."""
 
 
-class VersionConflict(FlowError):
+class FlowControl(BaseException):
+    """Root of the engine's unwinding signals. Not an ``Exception``: user code cannot swallow it.
+    ``crux_span_status`` is how a span this unwinds ends (control flow is not an error)."""
+
+    crux_span_status = "suspended"
+
+
+class VersionConflict(FlowControl):
     """The stored snapshot's version is not the one the writer read: someone else wrote first."""
+
+    crux_span_status = "cancelled"
 
     def __init__(self, flow_id: str, expected: int, actual: int | None) -> None:
         super().__init__(f"flow {flow_id!r}: expected version {expected}, stored version is {actual}")
@@ -55,15 +77,10 @@ class VersionConflict(FlowError):
         self.actual = actual
 
 
-class LeaseLost(FlowError):
-    """The execution lease expired or was taken by another execution."""
+class LeaseLost(FlowControl):
+    """The execution lease expired or was taken by another execution: this one stops."""
 
-
-class FlowControl(BaseException):
-    """Root of the engine's unwinding signals. Not an ``Exception``: user code cannot swallow it.
-    ``crux_span_status`` is how a span this unwinds ends (control flow is not an error)."""
-
-    crux_span_status = "suspended"
+    crux_span_status = "cancelled"
 
 
 class FlowSuspended(FlowControl):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -13,10 +14,10 @@ from cruxcelery import args as action_args
 from cruxcelery.context import current
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows import engine
-from cruxcelery.flows.keys import create_flow_id, validate_flow_id, validate_signal_name
+from cruxcelery.flows.guard import typed
+from cruxcelery.flows.keys import create_flow_id, validate_flow_id, validate_idempotency_key, validate_signal_name
 from cruxcelery.flows.results import FlowResult, result_of
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
-from cruxcelery.publishing import quiet
 
 if TYPE_CHECKING:
     from cruxcelery.actions import ActionContext
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 A = TypeVar("A", bound=BaseModel)
 Handler = Callable[["FlowScope[A]", A, "ActionContext"], Any]
+FLOW_TASK_PREFIX = "crux.flow."
+log = logging.getLogger("cruxcelery.flows")
 
 
 class FlowHandle(Generic[A]):
@@ -48,7 +51,8 @@ class FlowHandle(Generic[A]):
 
         app: Any = self._flows.crux.app
         task: Task[Any, Any] = app.task(
-            name=f"crux.flow.{self.name}", bind=True, acks_late=True, reject_on_worker_lost=True, shared=False,
+            name=f"{FLOW_TASK_PREFIX}{self.name}", bind=True, acks_late=True, reject_on_worker_lost=True,
+            shared=False,
         )(run_flow)
         return task
 
@@ -68,7 +72,11 @@ class FlowHandle(Generic[A]):
     def _create(self, args: Any, flow_id: str | None, idempotency_key: str | None) -> tuple[str, bool]:
         model = action_args.coerce(self.args, (args,), {}, f"flow {self.name}")
         flow_id = validate_flow_id(flow_id) if flow_id is not None else create_flow_id()
+        if idempotency_key is not None:
+            validate_idempotency_key(idempotency_key)
         ctx = current()
+        if ctx is not None and isinstance(ctx.step_hook, engine.OutsideStep):
+            ctx.step_hook.warn(f"{self.name}.start()")
         trace: dict[str, str] = {}
         if ctx is not None:  # started inside a run: the flow is a child run of it
             trace = {"trace_id": ctx.run.trace_id, "operation_id": ctx.run.operation_id,
@@ -78,29 +86,39 @@ class FlowHandle(Generic[A]):
                                 trace_context=trace, idempotency_key=idempotency_key)
         return self._flows.store.create(snapshot, idempotency_key)
 
+    @typed
     def start(self, args: A | dict[str, Any], flow_id: str | None = None,
               idempotency_key: str | None = None) -> str:
         """Write the ``pending`` snapshot, enqueue the flow, return its id at once. With an
-        ``idempotency_key`` (or an existing ``flow_id``) a repeated call returns the same flow."""
+        ``idempotency_key`` (or an existing ``flow_id``) a repeated call returns the same flow,
+        and publishes it again while it is still ``pending`` (its first publish may have failed).
+        ``BrokerUnavailable``: the flow is stored; a retried ``start`` or the sweeper publishes it."""
         created_id, created = self._create(args, flow_id, idempotency_key)
-        if created:
-            with quiet():
-                self.task.apply_async(kwargs={"flow_id": created_id, "reason": "start"})
+        if created or self._flows.store.head(created_id) == (self.name, "pending"):
+            self._flows.dispatch(created_id, self.name, "start")
         return created_id
 
+    @typed
     def run_inline(self, args: A | dict[str, Any], flow_id: str | None = None) -> FlowResult | None:
         """Run the flow in the caller until it completes or suspends (for app-owned wrappers)."""
         created_id, _ = self._create(args, flow_id, None)
         engine.execute(self._flows, self, created_id, "start")
         return self.result(created_id)
 
-    def signal(self, flow_id: str, name: str, payload: Any = None) -> None:
-        """Validate ``payload``, store it and schedule the resume."""
-        self._flows.signal(flow_id, name, payload)
+    def signal(self, flow_id: str, name: str, payload: Any = None, *, signal_id: str | None = None) -> None:
+        """Validate ``payload``, store it (once per ``signal_id``) and schedule the resume."""
+        self._flows.signal(flow_id, name, payload, signal_id)
 
+    @typed
     def status(self, flow_id: str) -> FlowSummary:
         return self._flows.store.require(validate_flow_id(flow_id)).summary()
 
+    @typed
+    def snapshot(self, flow_id: str) -> FlowSnapshot:
+        """The whole stored snapshot (steps, what it waits for, rejected signals)."""
+        return self._flows.store.require(validate_flow_id(flow_id))
+
+    @typed
     def result(self, flow_id: str, timeout_s: float | None = None) -> FlowResult | None:
         """The flow's result now: ``None`` while pending, running or waiting on a child. With
         ``timeout_s``, first wait up to that long for the flow to finish."""

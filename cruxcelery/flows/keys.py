@@ -7,25 +7,36 @@ Every part of a key is validated before a key is built, so user input never shap
   with a flow id or an idempotency key that may contain ``:``; without the colon the split is unique,
   so ``signal:{a}:{b:c}`` and ``signal:{a:b}:{c}`` can never name the same key.
 
+Every key of one flow shares the Redis Cluster hash tag ``{flow_id}``, so a script that touches
+one flow touches one slot. Global structures (indexes, timers, idempotency keys) have no tag.
+
 | method | key | type |
 | --- | --- | --- |
-| ``flow(id)`` | ``{p}:flow:{id}`` | hash: ``version``, ``status``, ``name``, ``data``, ``summary`` |
-| ``signal(id, name)`` | ``{p}:signal:{id}:{name}`` | list of pending JSON payloads, FIFO |
+| ``flow(id)`` | ``{p}:{id}:flow`` | hash: ``version``, ``status``, ``name``, ``data``, ``summary`` |
+| ``signal(id, name)`` | ``{p}:{id}:signal:{name}`` | list of pending JSON payloads, FIFO |
+| ``delivered(id)`` | ``{p}:{id}:delivered`` | hash: wait occurrence (``name#n``) -> the JSON payload it took |
+| ``signal_ids(id)`` | ``{p}:{id}:signal-ids`` | set: ``signal_id``s already stored (a retried signal is a no-op) |
+| ``lease(id)`` | ``{p}:{id}:lease`` | string: the execution holder's token (PX) |
+| ``wake(id)`` | ``{p}:{id}:wake`` | string flag: a resume was requested while the lease was held |
+| ``children(id)`` | ``{p}:{id}:children`` | hash: durable step attempt -> its child's outcome JSON |
+| ``flow_timers(id)`` | ``{p}:{id}:timers`` | set: the flow's members of ``timers()`` |
 | ``status_index(status)`` | ``{p}:flows:status:{status}`` | sorted set, member flow id, score updated_at |
 | ``name_index(name)`` | ``{p}:flows:name:{name}`` | sorted set, same |
 | ``all_index()`` | ``{p}:flows:all`` | sorted set, same |
-| ``lease(id)`` | ``{p}:lock:flow:{id}`` | string: the holder's token (PX) |
-| ``wake(id)`` | ``{p}:wake:flow:{id}`` | string flag: a resume was requested while the lease was held |
-| ``child_result(id, step)`` | ``{p}:child:{id}:{step}`` | string: the child's outcome JSON |
+| ``leases()`` | ``{p}:flows:leases`` | sorted set: flow id -> when its execution lease lapses (ms) |
 | ``idempotency(name, key)`` | ``{p}:idem:{name}:{key}`` | string: the flow id the key maps to |
 | ``timers()`` | ``{p}:timers`` | sorted set, member timer JSON, score due epoch ms |
-| ``flow_timers(id)`` | ``{p}:timers:flow:{id}`` | set: the flow's members of ``timers()`` |
 | ``timers_armed()`` | ``{p}:timers:armed`` | string: due ms of the earliest wake-up message in flight |
-| ``hop(id, seq)`` | ``{p}:hop:{id}:{seq}`` | string: hop ``seq`` of a deferred publish was handled |
+| ``deferred(id)`` | ``{p}:deferred:{id}`` | string: a deferred publish's message, until it is published |
+| ``sweeper_lock()`` | ``{p}:sweeper:lock`` | string: the worker sweeping now (PX) |
+| ``outbox()`` | ``{p}:outbox`` | sorted set: resumes being published (member JSON), score when first tried |
+| ``claims()`` | ``{p}:claims`` | hash: task id -> the message a worker reserved and the worker's id |
+| ``workers()`` | ``{p}:workers`` | sorted set: worker id -> its last heartbeat (ms) |
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -72,6 +83,19 @@ def validate_idempotency_key(key: object) -> str:
     return _check(key, _ID_RE, "idempotency key")
 
 
+def step_id_for(label: str) -> str:
+    """A key-safe id for a step label: the label itself when it is one, else a stable hash."""
+    if _NAME_RE.fullmatch(label) and len(label) <= 100:
+        return label
+    return "s-" + hashlib.sha1(label.encode("utf-8")).hexdigest()[:20]
+
+
+def child_key(label: str, attempt: int, fallback: bool = False) -> str:
+    """The field a durable step attempt's child reports under: ``step.n``, or ``step.fallback``
+    (a fallback is an attempt of its own: it never shares the failed attempt's key)."""
+    return f"{step_id_for(label)}.{'fallback' if fallback else max(attempt, 1)}"
+
+
 def create_flow_id() -> str:
     """A new random flow id: ``flow_`` and 24 hex digits."""
     return "flow_" + secrets.token_hex(12)
@@ -90,12 +114,32 @@ class FlowKeys:
     def __repr__(self) -> str:
         return f"FlowKeys(prefix={self.prefix!r})"
 
+    def _tag(self, flow_id: str) -> str:
+        return f"{self.prefix}:{{{validate_flow_id(flow_id)}}}"
+
     def flow(self, flow_id: str) -> str:
-        return f"{self.prefix}:flow:{validate_flow_id(flow_id)}"
+        return f"{self._tag(flow_id)}:flow"
 
     def signal(self, flow_id: str, name: str) -> str:
-        fid, sig = validate_flow_id(flow_id), validate_signal_name(name)
-        return f"{self.prefix}:signal:{fid}:{sig}"
+        return f"{self._tag(flow_id)}:signal:{validate_signal_name(name)}"
+
+    def delivered(self, flow_id: str) -> str:
+        return f"{self._tag(flow_id)}:delivered"
+
+    def signal_ids(self, flow_id: str) -> str:
+        return f"{self._tag(flow_id)}:signal-ids"
+
+    def lease(self, flow_id: str) -> str:
+        return f"{self._tag(flow_id)}:lease"
+
+    def wake(self, flow_id: str) -> str:
+        return f"{self._tag(flow_id)}:wake"
+
+    def children(self, flow_id: str) -> str:
+        return f"{self._tag(flow_id)}:children"
+
+    def flow_timers(self, flow_id: str) -> str:
+        return f"{self._tag(flow_id)}:timers"
 
     def status_index(self, status: str) -> str:
         if status not in FLOW_STATUSES:
@@ -108,15 +152,8 @@ class FlowKeys:
     def all_index(self) -> str:
         return f"{self.prefix}:flows:all"
 
-    def lease(self, flow_id: str) -> str:
-        return f"{self.prefix}:lock:flow:{validate_flow_id(flow_id)}"
-
-    def wake(self, flow_id: str) -> str:
-        return f"{self.prefix}:wake:flow:{validate_flow_id(flow_id)}"
-
-    def child_result(self, flow_id: str, step_id: str) -> str:
-        fid, sid = validate_flow_id(flow_id), validate_step_id(step_id)
-        return f"{self.prefix}:child:{fid}:{sid}"
+    def leases(self) -> str:
+        return f"{self.prefix}:flows:leases"
 
     def idempotency(self, name: str, key: str) -> str:
         flow_name, idem = validate_flow_name(name), validate_idempotency_key(key)
@@ -125,13 +162,28 @@ class FlowKeys:
     def timers(self) -> str:
         return f"{self.prefix}:timers"
 
-    def hop(self, hop_id: str, seq: int) -> str:
-        """String: set once when hop ``seq`` of a deferred publish is handled (duplicates skip)."""
-        return f"{self.prefix}:hop:{_check(hop_id, _NAME_RE, 'hop id')}:{int(seq)}"
-
     def timers_armed(self) -> str:
         """String: due epoch ms of the earliest timer wake-up message in flight."""
         return f"{self.prefix}:timers:armed"
 
-    def flow_timers(self, flow_id: str) -> str:
-        return f"{self.prefix}:timers:flow:{validate_flow_id(flow_id)}"
+    def deferred(self, deferred_id: str) -> str:
+        return f"{self.prefix}:deferred:{validate_flow_id(deferred_id)}"
+
+    def sweeper_lock(self) -> str:
+        return f"{self.prefix}:sweeper:lock"
+
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    def claims(self) -> str:
+        return f"{self.prefix}:claims"
+
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def per_flow(self, flow_id: str, signal_names: list[str]) -> list[str]:
+        """Every key of one flow but its pending signals' (their names come from the flow's
+        declaration and snapshot): never discovered by SCAN."""
+        keys = [self.flow(flow_id), self.delivered(flow_id), self.signal_ids(flow_id), self.lease(flow_id),
+                self.wake(flow_id), self.children(flow_id), self.flow_timers(flow_id)]
+        return keys + [self.signal(flow_id, name) for name in signal_names]

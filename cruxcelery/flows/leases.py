@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import secrets
 
-from cruxcelery.flows.base import StoreBase, ttl_ms
-from cruxcelery.flows.codec import as_int, opt_text
+from cruxcelery.flows.base import ttl_ms
+from cruxcelery.flows.codec import as_int
+from cruxcelery.flows.recovery import RecoveryOps
 
 
 def _new_token() -> str:
     return secrets.token_hex(16)
 
 
-class LeaseOps(StoreBase):
+class LeaseOps(RecoveryOps):
     """The lease is ``FlowKeys.lease(id)`` holding a random token with a PX expiry; the wake flag
     is ``FlowKeys.wake(id)`` (expires after ``wake_ttl_s``)."""
-
-    def acquire_lease(self, flow_id: str, ttl_s: float) -> str | None:
-        """The lease's token if acquired (SET NX PX), else ``None``."""
-        token = _new_token()
-        ok = self._redis.set(self._keys.lease(flow_id), token, nx=True, px=ttl_ms(ttl_s, "ttl_s"))
-        return token if ok else None
 
     def acquire_lease_or_request_wake(self, flow_id: str, ttl_s: float) -> str | None:
         """Atomically: acquire the lease (returns its token; a pending wake flag is cleared, the new
@@ -32,18 +27,22 @@ class LeaseOps(StoreBase):
         between them and the wake would wait for its TTL.
         """
         token = _new_token()
+        keys = [self._keys.lease(flow_id), self._keys.wake(flow_id)]
+        self.track_lease(flow_id, ttl_s)  # first: a holder that dies is then always in the index
         acquired = self._scripts.acquire_or_wake(
-            keys=[self._keys.lease(flow_id), self._keys.wake(flow_id)],
+            keys=keys,
             args=[token, ttl_ms(ttl_s, "ttl_s"), self._wake_ttl_ms],
         )
         return token if as_int(acquired) == 1 else None
 
     def renew_lease(self, flow_id: str, token: str, ttl_s: float) -> bool:
         """Extend the lease to ``ttl_s`` from now if ``token`` still holds it."""
-        renewed = self._scripts.renew_lease(
+        renewed = as_int(self._scripts.renew_lease(
             keys=[self._keys.lease(flow_id)], args=[token, ttl_ms(ttl_s, "ttl_s")]
-        )
-        return as_int(renewed) == 1
+        )) == 1
+        if renewed:
+            self.track_lease(flow_id, ttl_s)
+        return renewed
 
     def release_lease(self, flow_id: str, token: str) -> bool:
         """Release the lease if ``token`` holds it; return whether a wake was requested.
@@ -56,16 +55,5 @@ class LeaseOps(StoreBase):
         woke = self._scripts.release_lease(
             keys=[self._keys.lease(flow_id), self._keys.wake(flow_id)], args=[token]
         )
+        self.untrack_lease(flow_id)
         return as_int(woke) == 1
-
-    def lease_holder(self, flow_id: str) -> str | None:
-        """The token currently holding the lease, if any (for diagnostics)."""
-        return opt_text(self._redis.get(self._keys.lease(flow_id)))
-
-    def request_wake(self, flow_id: str) -> None:
-        """Set the wake flag (expires after ``wake_ttl_s``)."""
-        self._redis.set(self._keys.wake(flow_id), "1", px=self._wake_ttl_ms)
-
-    def take_wake(self, flow_id: str) -> bool:
-        """Clear the wake flag; return whether it was set."""
-        return self._redis.getdel(self._keys.wake(flow_id)) is not None

@@ -1,53 +1,59 @@
-"""``FlowRuntime``: the flows of one ``Crux``: their handles, the Redis store, resumes, signals,
-child-task completions and timers."""
+"""``FlowRuntime``: the flows of one ``Crux``: their handles, the Redis store, dispatching resumes
+(through the outbox), signals, child outcomes, retention and the sweeper."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 import redis
-from celery import signals as celery_signals
 from pydantic import BaseModel, ValidationError
 
-from cruxcelery.envelope import Envelope
 from cruxcelery.errors import ConfigurationError
-from cruxcelery.flows.errors import FlowNotFound, FlowNotWaiting, SignalRejected
+from cruxcelery.flows.codec import dumps, lossless
+from cruxcelery.flows.errors import FlowError, FlowNotFound, FlowNotWaiting, SignalRejected
+from cruxcelery.flows.guard import typed
 from cruxcelery.flows.handle import FlowHandle
 from cruxcelery.flows.keys import FlowKeys, validate_flow_id, validate_flow_name, validate_signal_name
-from cruxcelery.flows.snapshot import TERMINAL_STATUSES, FlowStatus, FlowSummary
+from cruxcelery.flows.snapshot import TERMINAL_STATUSES, FlowSnapshot, FlowStatus, FlowSummary
 from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.sweeper import Sweeper
 from cruxcelery.flows.timing import WAKE_TASK, Timers
+from cruxcelery.outcomes import Outcome
 from cruxcelery.publishing import quiet
 from cruxcelery.telemetry import evidence
-from cruxcelery.telemetry.preview import json_safe
 
 if TYPE_CHECKING:
-    from cruxcelery.runtime import Crux
+    from cruxcelery.runtime import Runtime
 
 log = logging.getLogger("cruxcelery.flows")
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class FlowRuntime:
-    def __init__(self, crux: Crux) -> None:
+    def __init__(self, crux: Runtime) -> None:
         self.crux = crux
         self.handles: dict[str, FlowHandle[Any]] = {}
         self.timers = Timers(self)
+        self.sweeper = Sweeper(self)
         self._store: RedisFlowStore | None = None
         self._lock = threading.Lock()
-        crux.add_completion_listener(self.on_child_done)
         app: Any = crux.app
         app.task(name=WAKE_TASK, acks_late=True, ignore_result=True, shared=False)(self._wake)
-        celery_signals.worker_ready.connect(self._on_worker_ready, weak=False)
 
     def redis_url(self) -> str:
+        """``CRUX_REDIS_URL``, else the broker's URL when the broker is Redis. A non-Redis broker
+        with no ``CRUX_REDIS_URL`` is a ``ConfigurationError``: flows never guess a server."""
         if self.crux.settings.redis_url:
             return self.crux.settings.redis_url
         broker = str(self.crux.app.conf.broker_url or "")
-        return broker if broker.startswith(("redis://", "rediss://", "unix://")) else DEFAULT_REDIS_URL
+        if broker.startswith(_REDIS_SCHEMES):
+            return broker
+        raise ConfigurationError(
+            f"flows need Redis: the broker ({broker.split('://')[0] or 'unset'}) is not Redis and "
+            "CRUX_REDIS_URL is not set. Set CRUX_REDIS_URL=redis://host:6379/0."
+        )
 
     @property
     def store(self) -> RedisFlowStore:
@@ -55,7 +61,9 @@ class FlowRuntime:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    client = redis.Redis.from_url(self.redis_url())
+                    timeout = self.crux.settings.redis_timeout_s
+                    client = redis.Redis.from_url(self.redis_url(), socket_timeout=timeout,
+                                                  socket_connect_timeout=timeout, health_check_interval=30)
                     self._store = RedisFlowStore(client, FlowKeys(self.crux.settings.key_prefix))
         return self._store
 
@@ -67,70 +75,176 @@ class FlowRuntime:
         self.handles[name] = handle
         return handle
 
-    # -- resumes ---------------------------------------------------------------------------------
-    def resume(self, flow_id: str, reason: str, name: str | None = None) -> None:
-        """Publish the flow's task now; its execution decides whether there is work."""
-        if name is None:
-            snap = self.store.load(flow_id)
-            if snap is None:
-                return
-            name = snap.name
+    # -- dispatching -----------------------------------------------------------------------------
+    def dispatch(self, flow_id: str, name: str, reason: str) -> None:
+        """Publish the flow's task. The intent is written to the outbox first and cleared once
+        the broker took the message, so a publish that fails (or a process that dies before it)
+        is retried by the sweeper. Raises ``BrokerUnavailable`` / ``StoreUnavailable``."""
+        self.crux.check_json_only()
+        member = self.store.outbox_add(flow_id, name, reason)
+        self.publish_flow_task(flow_id, name, reason)
+        self.store.outbox_done(member)
+
+    def publish_flow_task(self, flow_id: str, name: str, reason: str) -> None:
         with quiet():
             self.crux.app.send_task(f"crux.flow.{name}", kwargs={"flow_id": flow_id, "reason": reason})
 
-    def signal(self, flow_id: str, name: str, payload: Any = None) -> None:
+    def resume(self, flow_id: str, reason: str, name: str | None = None) -> None:
+        """Publish the flow's task now; its execution decides whether there is work."""
+        if name is None:
+            head = self.store.head(flow_id)
+            if head is None:
+                return
+            name = head[0]
+        self.dispatch(flow_id, name, reason)
+
+    # -- signals ---------------------------------------------------------------------------------
+    @typed
+    def signal(self, flow_id: str, name: str, payload: Any = None, signal_id: str | None = None) -> None:
+        """Validate, store (once per ``signal_id``), then publish the resume."""
         validate_flow_id(flow_id)
         validate_signal_name(name)
+        if signal_id is not None:
+            validate_flow_id(signal_id)
         head = self.store.head(flow_id)
         if head is None:
             raise FlowNotFound(flow_id)
         flow_name, status = head
         if status in TERMINAL_STATUSES:
             raise FlowNotWaiting(f"flow {flow_id} is {status}; it takes no more signals")
-        handle = self.handles.get(flow_name)
-        if handle is not None and handle.signals:
-            if name not in handle.signals:
-                raise SignalRejected(f"flow {flow_name!r} declares no signal {name!r} "
-                                     f"(it has {sorted(handle.signals)})")
-            try:
-                payload = handle.signals[name].model_validate(payload).model_dump(mode="json")
-            except ValidationError as exc:
-                raise SignalRejected(f"signal {name!r} for flow {flow_id}: {exc}") from None
-        try:
-            json.dumps(payload)
-        except (TypeError, ValueError) as exc:
-            raise SignalRejected(f"signal {name!r} payload is not JSON: {exc}") from None
-        self.store.push_signal(flow_id, name, payload)
-        self.resume(flow_id, "signal", flow_name)
+        payload = self._validated(flow_id, flow_name, name, payload)
+        self.store.push_signal(flow_id, name, payload, signal_id)
+        self.dispatch(flow_id, flow_name, "signal")
 
+    def _validated(self, flow_id: str, flow_name: str, name: str, payload: Any) -> Any:
+        """The payload as it will be stored: validated by the declared signal model, else by the
+        schema the waiting snapshot recorded; a name the flow does not declare is refused."""
+        handle = self.handles.get(flow_name)
+        model = handle.signals.get(name) if handle is not None else None
+        if handle is not None and handle.signals and model is None:
+            raise SignalRejected(f"flow {flow_name!r} declares no signal {name!r} (it has {sorted(handle.signals)})")
+        if model is not None:
+            try:
+                payload = model.model_validate(payload).model_dump(mode="json")
+            except ValidationError as exc:
+                raise SignalRejected.from_validation(name, flow_id, exc) from None
+        else:
+            payload = self._validated_by_snapshot(flow_id, name, payload)
+        try:
+            size = len(dumps(payload).encode("utf-8"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SignalRejected(f"signal {name!r} payload is not JSON: {type(exc).__name__}: {exc}") from None
+        if size > self.crux.settings.signal_max_bytes:
+            raise SignalRejected(f"signal {name!r} payload is {size} bytes, over CRUX_SIGNAL_MAX_BYTES "
+                                 f"({self.crux.settings.signal_max_bytes})")
+        return payload
+
+    def _validated_by_snapshot(self, flow_id: str, name: str, payload: Any) -> Any:
+        snap = self.store.load(flow_id)
+        waiting = snap.waiting if snap is not None else None
+        if waiting is None or waiting.kind != "signal" or waiting.name != name or not waiting.schema_:
+            return payload
+        model = _model_from_schema(waiting.schema_)
+        try:
+            model.model_validate(payload)
+        except ValidationError as exc:
+            raise SignalRejected.from_validation(name, flow_id, exc) from None
+        return payload
+
+    @typed
     def cancel(self, flow_id: str, reason: str | None = None) -> FlowSummary:
         """Cancel a flow (a no-op on a finished one); a pending resume then finds it cancelled."""
-        return self.store.cancel(validate_flow_id(flow_id), reason).summary()
+        if reason is not None and not isinstance(reason, str):
+            raise FlowError(f"a cancel reason must be a string or None, not {type(reason).__name__}")
+        if reason is not None:
+            lossless("the cancel reason", reason)
+        snap = self.store.cancel(validate_flow_id(flow_id), reason)
+        if snap.status == "cancelled":
+            self.retire(snap, self.handles.get(snap.name))
+        return snap.summary()
 
+    @typed
     def list_flows(self, status: FlowStatus | None = None, name: str | None = None, limit: int = 50,
                    cursor: str | None = None) -> tuple[list[FlowSummary], str | None]:
         return self.store.list_flows(status=status, name=name, limit=limit, cursor=cursor)
 
-    # -- wiring ----------------------------------------------------------------------------------
-    def on_child_done(self, envelope: Envelope, task_id: str | None, result: Any,
-                      error: BaseException | None) -> None:
-        """A durable step's child finished (in whichever worker ran it): store its outcome once
-        and resume the flow."""
-        if envelope.flow_id is None or envelope.flow_step is None:
-            return
-        outcome = {"ok": error is None, "output": json_safe(result), "taskId": task_id,
-                   "error": evidence.summary(error) if error is not None else None}
-        if self.store.put_child_result(envelope.flow_id, envelope.flow_step, outcome):
-            self.resume(envelope.flow_id, "child")
+    # -- retention -------------------------------------------------------------------------------
+    def retire(self, snap: FlowSnapshot, handle: FlowHandle[Any] | None) -> None:
+        """A finished flow: drop its timers and leftover signals, and let every key of it expire
+        after ``CRUX_FLOW_RETENTION_S``."""
+        names = self._signal_names(snap, handle)
+        self.store.retire(snap, names, self.crux.settings.flow_retention_s)
 
+    @typed
+    def delete(self, flow_id: str) -> bool:
+        """Delete a flow and every key of it now (a running execution then stops at its next
+        write). Returns whether it existed."""
+        snap = self.store.load(validate_flow_id(flow_id))
+        if snap is None:
+            return False
+        self.store.delete_flow(snap, self._signal_names(snap, self.handles.get(snap.name)))
+        return True
+
+    @typed
+    def purge(self, status: FlowStatus | None = None, older_than_s: float = 0.0, limit: int = 1000) -> int:
+        """Delete finished flows (of ``status``, one of the terminal ones, else all of them) last
+        updated more than ``older_than_s`` ago. Returns how many were deleted."""
+        statuses = [status] if status is not None else sorted(TERMINAL_STATUSES)
+        for wanted in statuses:
+            if wanted not in TERMINAL_STATUSES:
+                raise FlowError(f"purge_flows only deletes finished flows, not {wanted!r} ones")
+        deleted = 0
+        for wanted in statuses:
+            for flow_id in self.store.flows_older_than(wanted, older_than_s, limit - deleted):
+                deleted += self.delete(flow_id)
+        return deleted
+
+    def _signal_names(self, snap: FlowSnapshot, handle: FlowHandle[Any] | None) -> list[str]:
+        names = set(handle.signals) if handle is not None else set()
+        if snap.waiting is not None and snap.waiting.kind == "signal":
+            names.add(snap.waiting.name)
+        names.update(key.split("#", 1)[0] for key in self.store.delivered_signals(snap.flow_id))
+        return sorted(names)
+
+    # -- durable children ------------------------------------------------------------------------
+    def report_child(self, flow_id: str, step_key: str, task_id: str | None, outcome: Outcome) -> None:
+        """A durable step's child ended for good: store its outcome (lossless JSON) once, first
+        writer wins, and resume the flow."""
+        output, error = None, outcome.error if outcome.failed else None
+        if error is None:
+            try:
+                output = lossless(f"the result of child task {task_id}", outcome.result)
+            except FlowError as exc:
+                error = exc
+        record = {"ok": error is None, "output": output, "taskId": task_id,
+                  "error": evidence.summary(error) if error is not None else None}
+        if self.store.put_child_result(flow_id, step_key, record):
+            self.resume(flow_id, "child")
+
+    # -- workers ---------------------------------------------------------------------------------
     def _wake(self, armed: int | None = None) -> int:
         return self.timers.wake(armed)
 
-    def _on_worker_ready(self, sender: Any = None, **_: Any) -> None:
-        """Recover lost wake-ups: sweep what is due and re-arm the next wake-up."""
-        if getattr(sender, "app", self.crux.app) is not self.crux.app:
-            return
-        try:
-            self.timers.sweep(force_next=True)
-        except Exception:
-            log.warning("cruxcelery: the timer sweep at worker start failed", exc_info=True)
+    def on_worker_ready(self) -> None:
+        """Start this worker's sweeper (it sweeps at once: lost wake-ups are recovered)."""
+        self.sweeper.start()
+
+    def on_worker_shutdown(self) -> None:
+        self.sweeper.stop()
+
+
+def _model_from_schema(schema: dict[str, Any]) -> type[BaseModel]:
+    """A permissive model checking the recorded schema's required fields and their JSON types."""
+    from pydantic import create_model
+
+    types = {"string": str, "integer": int, "number": float, "boolean": bool, "array": list, "object": dict}
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    fields: dict[str, Any] = {}
+    for field, spec in properties.items():
+        kind = types.get(str(spec.get("type"))) if isinstance(spec, dict) else None
+        annotation: Any = kind if kind is not None else Any
+        fields[field] = (annotation, ...) if field in required else (annotation | None, None)
+    title = str(schema.get("title") or "Signal")
+    model: type[BaseModel] = create_model(title if title.isidentifier() else "Signal", **fields)
+    return model

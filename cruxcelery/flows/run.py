@@ -31,6 +31,9 @@ class FlowRun:
     def __post_init__(self) -> None:
         self._stored_status: str = self.snap.status
         self._start_unsaved = False
+        # what each wait occurrence took: signals (the store's delivered hash) and met conditions
+        self.delivered: dict[str, Any] = {**self.store.delivered_signals(self.snap.flow_id),
+                                          **self.snap.delivered_signals}
 
     def begin(self) -> None:
         """The segment starts: ``running`` in memory; written with the next save, or before user

@@ -4,57 +4,43 @@ pending signal, else suspend."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
-import re
+import logging
 import time
+import types
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cruxcelery import args as action_args
+from cruxcelery import scheduling
 from cruxcelery.context import activate
 from cruxcelery.flows import durations
+from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
     ChildFailed,
     DuplicateStep,
     FlowCancelled,
     FlowControl,
     FlowDeterminismError,
-    FlowError,
     FlowExpired,
     FlowSuspended,
     FlowWaiting,
     StepFailed,
 )
-from cruxcelery.flows.keys import NAME_PATTERN
+from cruxcelery.flows.guard import interruptible
+from cruxcelery.flows.keys import child_key, step_id_for
 from cruxcelery.flows.results import Retry
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.snapshot import StepRecord, Waiting
-from cruxcelery.publishing import publish
+from cruxcelery.publishing import publish, send_now
 from cruxcelery.telemetry import ids
 from cruxcelery.telemetry.preview import json_safe
 
 A = TypeVar("A", bound=BaseModel)
-STEP_ID_PATTERN = re.compile(NAME_PATTERN)
 _ONE_ATTEMPT = Retry(attempts=1)
-
-
-def step_id_for(label: str) -> str:
-    """A key-safe id for a step label: the label itself when it is one, else a stable hash."""
-    if STEP_ID_PATTERN.match(label) and len(label) <= 100:
-        return label
-    return "s-" + hashlib.sha1(label.encode("utf-8")).hexdigest()[:20]
-
-
-def _json_value(label: str, value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(action_args.to_wire(value)))
-    except (TypeError, ValueError) as exc:
-        raise FlowError(f"step {label!r} returned a value that is not JSON: {exc}") from None
+log = logging.getLogger("cruxcelery.flows")
 
 
 class FlowScope(Generic[A]):
@@ -90,33 +76,35 @@ class FlowScope(Generic[A]):
             self.results[label] = done.output
             return done.output
         policy = retry or _ONE_ATTEMPT
-        attempt, pending = 1, None
+        attempt, pending, in_fallback = 1, None, False
         waiting = snap.waiting
         if waiting is not None and waiting.kind == "child" and waiting.name == label:
-            attempt = max(waiting.occurrence, 1)
-            pending = self._run.store.get_child_result(self.flow_id, f"{step_id_for(label)}.{attempt}")
+            attempt, in_fallback = max(waiting.occurrence, 1), waiting.fallback
+            pending = self._run.store.get_child_result(self.flow_id, waiting.child_key)
             if pending is None:
                 raise FlowWaiting()  # a resume before the child finished: nothing to do yet
         started = time.time()
-        error: BaseException | None = None
-        child_failed = False
-        while True:
-            try:
-                value = self._attempt(label, fn, attempt, pending, policy, child_failed)
-            except FlowControl:
-                raise
-            except Exception as exc:
-                error, child_failed, pending = exc, isinstance(exc, ChildFailed), None
-                if attempt >= policy.attempts:
-                    break
-                attempt += 1
-                continue
-            return self._complete(label, value, attempt, started)
-        if fallback is not None:
-            value = self._attempt(label, lambda: fallback(), attempt, None, _ONE_ATTEMPT, False,
-                                  fallback=True)
-            return self._complete(label, value, attempt, started)
-        raise StepFailed(f"step {label!r} failed after {attempt} attempt(s): {error}") from error
+        if not in_fallback:
+            error: BaseException | None = None
+            child_failed = False
+            while True:
+                try:
+                    value = self._attempt(label, fn, attempt, pending, policy, child_failed)
+                except FlowControl:
+                    raise
+                except Exception as exc:
+                    error, child_failed, pending = exc, isinstance(exc, ChildFailed), None
+                    if attempt >= policy.attempts:
+                        break
+                    attempt += 1
+                    continue
+                return self._complete(label, value, attempt, started)
+            if fallback is None:
+                raise StepFailed(f"step {label!r} failed after {attempt} attempt(s): {error}") from error
+        if fallback is None:
+            raise StepFailed(f"step {label!r} waited on a fallback child, but the step has no fallback now")
+        value = self._attempt(label, lambda: fallback(), attempt, pending, _ONE_ATTEMPT, False, fallback=True)
+        return self._complete(label, value, attempt, started)
 
     def _attempt(self, label: str, fn: Callable[..., Any], attempt: int, pending: dict[str, Any] | None,
                  policy: Retry, after_child_failure: bool, *, fallback: bool = False) -> Any:
@@ -134,14 +122,19 @@ class FlowScope(Generic[A]):
 
         def durable_child(child_label: str, task: Any, child_args: Any, options: dict[str, Any]) -> Any:
             opts = dict(options)
-            if after_child_failure and delay:
-                opts.setdefault("countdown", delay)
-            result = publish(
+            later = after_child_failure and delay > 0
+            if later:
+                opts["countdown"] = delay
+            key = child_key(label, attempt, fallback)
+            deferred = later and delay > scheduling.hop_s(run.ctx.runtime) and run.ctx.runtime.deferred is not None
+            result = interruptible(lambda: publish(
                 replace(run.ctx, span=span, parent=span.ref), child_label, task, child_args, opts,
-                kind="task", envelope_fields={"flow_step": f"{step_id}.{attempt}"},
-            )
+                kind="task", envelope_fields={"flow_step": key},
+                sender=scheduling.send_deferred if deferred else send_now,
+            ))
             run.save(status="waiting", suspended_at=label,
-                     waiting=Waiting(kind="child", name=label, child_task_id=result.id, occurrence=attempt))
+                     waiting=Waiting(kind="child", name=label, child_task_id=result.id, occurrence=attempt,
+                                     fallback=fallback))
             raise FlowWaiting()
 
         try:
@@ -152,8 +145,8 @@ class FlowScope(Generic[A]):
             else:
                 run.mark_running()
                 with activate(replace(run.ctx, span=span, parent=span.ref, step_hook=durable_child)):
-                    value = fn(self) if _wants_scope(fn) else fn()
-            output = _json_value(label, value)
+                    value = _call_step(fn, self)
+            output = lossless(f"the output of step {label!r}", value)
         except BaseException as exc:
             status = getattr(exc, "crux_span_status", None)
             span.end(status if isinstance(status, str) else "error", None if status else exc)
@@ -216,23 +209,24 @@ class FlowScope(Generic[A]):
         run = self._run
         occurrence, key = self._occurrence(name)
         model = schema or run.signals.get(name)
-        if key in run.snap.delivered_signals:
-            return _parse(model, run.snap.delivered_signals[key])
+        if key in run.delivered:
+            return _parse(model, run.delivered[key])
         timeout_at = self._timeout_at(name, occurrence, timeout)
         self._expire_if_due(name, timeout_at, on_expired)
         while True:
-            found, payload = run.store.pop_signal(self.flow_id, name)
+            found, payload = run.store.take_signal(self.flow_id, name, key)
             if not found:
                 break
             try:
                 value = _parse(model, payload)
             except ValidationError as exc:
                 rejected = {"name": name, "payload": json_safe(payload), "message": str(exc),
-                            "at": ids.iso_ms(time.time())}
+                            "errors": json_safe(exc.errors(include_url=False)), "at": ids.iso_ms(time.time())}
                 run.save(rejected_signals=[*run.snap.rejected_signals, rejected])
+                run.store.forget_delivered(self.flow_id, key)
                 continue
-            run.save(delivered_signals={**run.snap.delivered_signals, key: payload}, waiting=None,
-                     status="running", suspended_at=None)
+            run.delivered[key] = payload
+            run.save(waiting=None, status="running", suspended_at=None)
             return value
         self._suspend_here(Waiting(kind="signal", name=name, timeout_at=timeout_at, occurrence=occurrence,
                                    schema_=model.model_json_schema() if model else None))
@@ -243,10 +237,11 @@ class FlowScope(Generic[A]):
         seconds by a timer when given."""
         run = self._run
         occurrence, key = self._occurrence(name)
-        if key in run.snap.delivered_signals:
+        if key in run.delivered:
             return
         timeout_at = self._timeout_at(name, occurrence, timeout)
         if condition():
+            run.delivered[key] = True
             run.save(delivered_signals={**run.snap.delivered_signals, key: True}, waiting=None,
                      status="running", suspended_at=None)
             return
@@ -264,19 +259,21 @@ class FlowScope(Generic[A]):
                                       flow_id=self.flow_id, attributes=attributes)
         span.end("suspended")
         run.save(status="suspended", suspended_at=waiting.name, waiting=waiting)
-        run.timers.arm_for(run.snap)
+        interruptible(lambda: run.timers.arm_for(run.snap))
         raise FlowSuspended(waiting.name)
 
 
+def _call_step(fn: Callable[..., Any], scope: FlowScope[Any]) -> Any:
+    """Steps may be ``() -> T`` or ``(scope) -> T`` (a bound method counts its own ``self`` out)."""
+    return fn(scope) if _wants_scope(fn) else fn()
+
+
 def _wants_scope(fn: Callable[..., Any]) -> bool:
-    """Steps may be ``() -> T`` or ``(scope) -> T``."""
-    code = getattr(fn, "__code__", None)
-    if code is None or getattr(fn, "__defaults__", None) is not None:
-        return _wants_scope_slow(fn)
-    return bool(code.co_argcount == 1 and not getattr(fn, "__self__", None))
-
-
-def _wants_scope_slow(fn: Callable[..., Any]) -> bool:
+    if isinstance(fn, types.FunctionType) and not fn.__defaults__ and not fn.__kwdefaults__:
+        return fn.__code__.co_argcount == 1  # the fast path: plain functions and lambdas
+    func = getattr(fn, "__func__", None)
+    if isinstance(fn, types.MethodType) and isinstance(func, types.FunctionType) and not func.__defaults__:
+        return func.__code__.co_argcount == 2  # a bound method: its self, then the scope
     try:
         params = [p for p in inspect.signature(fn).parameters.values()
                   if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

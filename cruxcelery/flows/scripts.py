@@ -110,6 +110,53 @@ return 1
 """
 
 
+# Claim a due timer: push its score CLAIM into the future so no other sweeper takes it; the
+# claimer removes it once it fired (a claimer that dies leaves it to fire again).
+# KEYS: 1 timers. ARGV: 1 member, 2 now ms, 3 claim ms. Returns 1 if claimed.
+CLAIM_TIMER = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not due) or tonumber(due) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+# Take the oldest pending signal for one wait occurrence and record it as delivered, in one step
+# (a crash between the two cannot lose it). An occurrence that took one already returns it again.
+# KEYS: 1 pending list, 2 delivered hash. ARGV: 1 occurrence field.
+# Returns {1, payload} (taken or taken before) or {0, ''} (none pending).
+TAKE_SIGNAL = """
+local taken = redis.call('HGET', KEYS[2], ARGV[1])
+if taken then return {1, taken} end
+local payload = redis.call('LPOP', KEYS[1])
+if not payload then return {0, ''} end
+redis.call('HSET', KEYS[2], ARGV[1], payload)
+return {1, payload}
+"""
+
+# Buffer a signal once per signal id. KEYS: 1 pending list, 2 signal ids set.
+# ARGV: 1 payload, 2 ttl ms, 3 signal id ('' for none). Returns 1 if stored, 0 if a repeat.
+PUSH_SIGNAL = """
+if ARGV[3] ~= '' then
+  if redis.call('SADD', KEYS[2], ARGV[3]) == 0 then return 0 end
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+# KEYS: 1 lock. ARGV: 1 token, 2 ttl ms. Take the sweeper lock, or extend it if the token holds it.
+SWEEPER_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if (not holder) or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class FlowScripts:
     """The store's scripts, registered against one client."""
@@ -121,6 +168,10 @@ class FlowScripts:
     release_lease: Script
     acquire_or_wake: Script
     add_timer: Script
+    claim_timer: Script
+    take_signal: Script
+    push_signal: Script
+    sweeper_lock: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> FlowScripts:
@@ -132,4 +183,8 @@ class FlowScripts:
             release_lease=client.register_script(RELEASE_LEASE),
             acquire_or_wake=client.register_script(ACQUIRE_OR_WAKE),
             add_timer=client.register_script(ADD_TIMER),
+            claim_timer=client.register_script(CLAIM_TIMER),
+            take_signal=client.register_script(TAKE_SIGNAL),
+            push_signal=client.register_script(PUSH_SIGNAL),
+            sweeper_lock=client.register_script(SWEEPER_LOCK),
         )

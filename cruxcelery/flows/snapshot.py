@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from cruxcelery.flows.clock import now_ms
-from cruxcelery.flows.keys import validate_flow_id, validate_flow_name, validate_idempotency_key
+from cruxcelery.flows.keys import child_key, validate_flow_id, validate_flow_name, validate_idempotency_key
 from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES, FlowStatus
 from cruxcelery.telemetry.records import ErrorSummary
 
@@ -51,6 +51,12 @@ class Waiting(_Model):
     every_s: float | None = Field(default=None, gt=0)
     child_task_id: str | None = None
     occurrence: int = Field(default=0, ge=0)
+    fallback: bool = False  # a durable child started by the step's fallback
+
+    @property
+    def child_key(self) -> str:
+        """Where the awaited child reports (``kind == "child"``)."""
+        return child_key(self.name, self.occurrence, self.fallback)
 
 
 ErrorInfo = ErrorSummary

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cruxcelery.flows import clock
 from cruxcelery.flows.base import DAY_S, StoreBase
-from cruxcelery.flows.codec import reply_list, scored, text
+from cruxcelery.flows.codec import dumps, loads, reply_list, scored, text
 from cruxcelery.flows.snapshot import FlowIdField
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class Timer(BaseModel):
         return cls.model_validate({**json.loads(member), "due_ms": due_ms})
 
 
+CLAIM_MS = 30_000
+
+
 class TimerOps(StoreBase):
     def add_timer(self, timer: Timer) -> None:
         """Arm ``timer`` at ``timer.due_ms``. Adding the same timer again moves its due time."""
@@ -72,14 +76,33 @@ class TimerOps(StoreBase):
                 self._redis.zrem(self._keys.timers(), member)
         return timers
 
-    def claim_timer(self, timer: Timer) -> bool:
-        """Remove the timer; True for exactly one caller, however many race for it."""
+    def claim_timer(self, timer: Timer, now_ms: int) -> bool:
+        """Claim a due timer for ``CLAIM_MS``: True for exactly one caller, however many race for
+        it. Call ``drop_timer`` once it fired; unclaimed, it fires again after ``CLAIM_MS``."""
+        claimed = self._scripts.claim_timer(keys=[self._keys.timers()], args=[timer.member(), now_ms, CLAIM_MS])
+        return int(text(claimed)) == 1
+
+    def drop_timer(self, timer: Timer) -> None:
         member = timer.member()
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(self._keys.timers(), member)
         pipe.srem(self._keys.flow_timers(timer.flow_id), member)
-        removed = reply_list(pipe.execute())[0]
-        return int(text(removed)) == 1
+        pipe.execute()
+
+    def put_deferred(self, deferred_id: str, payload: dict[str, Any], due_ms: int) -> None:
+        """Keep a deferred publish's message until it is published (at most a week past due)."""
+        ttl = max(due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
+        self._redis.set(self._keys.deferred(deferred_id), dumps(payload), px=ttl)
+
+    def get_deferred(self, deferred_id: str) -> dict[str, Any] | None:
+        raw = self._redis.get(self._keys.deferred(deferred_id))
+        if raw is None:
+            return None
+        value = loads(raw)
+        return value if isinstance(value, dict) else None
+
+    def delete_deferred(self, deferred_id: str) -> None:
+        self._redis.delete(self._keys.deferred(deferred_id))
 
     def next_due_ms(self) -> int | None:
         """Due time of the earliest timer, or ``None`` when there is none."""

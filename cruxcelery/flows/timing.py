@@ -1,16 +1,27 @@
-"""Timers: a Redis sorted set is the source of truth; countdown tasks are only wake-ups.
+"""Timers: ONE mechanism for every delay. A Redis sorted set is the source of truth; countdown
+tasks are only wake-ups, for latency.
+
+Kinds: ``timeout`` (a suspend's deadline) and ``recheck`` (a ``wait_until(every=)`` re-check) are
+armed for one snapshot version of a flow and dropped when the flow's version moved on (stale);
+``lease`` resumes a flow whose execution may have died; ``publish`` is a deferred task publish
+(``run_after`` delays longer than one hop).
+
+Firing is at least once in effect exactly once: a sweeper claims a due timer by pushing its score
+``CLAIM_MS`` into the future (atomic, so concurrent sweepers never both take it), fires it, and
+only then removes it; a sweeper that dies in between leaves the timer to fire again later. A
+resume fired twice is harmless (the flow's lease and version checks absorb it); a deferred publish
+fired twice republishes the same task id.
 
 Each wake-up's countdown is shorter than the broker's visibility timeout (the Redis transport
-redelivers unacked ETA messages after it: celery #2599, kombu #337). A wake-up sweeps what is
-due and arms the next one; a sweep also runs at worker start and after every flow execution, so
-a lost wake-up only delays a timer. A claimed timer (ZREM) fires once; a stale one does nothing.
+redelivers unacked ETA messages after it: celery #2599, kombu #337). The sweeper thread of every
+worker (``sweeper.py``) sweeps every ``CRUX_SWEEP_INTERVAL_S``, so a lost wake-up only delays a
+timer by that much.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery import scheduling
@@ -22,7 +33,6 @@ if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime
 
 WAKE_TASK = "crux.flows.wake"
-HOP_TASK = scheduling.HOP_TASK  # registered by scheduling.install at Crux(app); its body is Timers.hop
 LOST_AFTER_MS = 2_000
 log = logging.getLogger("cruxcelery.flows")
 
@@ -44,7 +54,9 @@ class Timers:
         self.schedule_wakeup(due_ms)
 
     def arm_for(self, snap: FlowSnapshot) -> None:
-        """The timers a suspended snapshot needs: its timeout and its periodic re-check."""
+        """The timers a suspended snapshot needs, replacing any the flow had: its timeout and
+        one periodic re-check, both armed for this snapshot version."""
+        self._flows.store.remove_timers_for(snap.flow_id)
         waiting = snap.waiting
         if waiting is None:
             return
@@ -85,8 +97,10 @@ class Timers:
         store = self._flows.store
         fired = 0
         for timer in store.due_timers(_now_ms(), limit=200):
-            if store.claim_timer(timer):
-                fired += self._fire(timer)
+            if store.claim_timer(timer, _now_ms()):
+                if self._fire(timer):
+                    fired += 1
+                store.drop_timer(timer)
         upcoming = store.next_due_ms()
         if upcoming is not None:
             self.schedule_wakeup(upcoming, force=force_next)
@@ -94,39 +108,32 @@ class Timers:
 
     # -- deferred publishes: run_after delays longer than one hop ----------------------------------
     def publish_later(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any],
-                      envelope: str, due_ms: int, task_id: str) -> None:
-        """Publish task ``name`` at ``due_ms`` by hopping: each hop is a countdown no longer than
-        ``hop_s`` that publishes the next, the last one the task itself (with ``envelope``)."""
-        self._hop({"hop_id": uuid.uuid4().hex, "seq": 0, "name": name, "args": list(args), "kwargs": kwargs,
-                   "options": options, "envelope": envelope, "task_id": task_id, "due_ms": due_ms})
+                      envelope: str | None, due_ms: int, task_id: str) -> None:
+        """Publish task ``name`` (as ``task_id``, with ``envelope``) at ``due_ms``: a ``publish``
+        timer whose payload waits in Redis until it fires."""
+        payload = {"name": name, "args": list(args), "kwargs": kwargs, "options": options,
+                   "envelope": envelope, "task_id": task_id}
+        self._flows.store.put_deferred(task_id, payload, due_ms)
+        self.arm(task_id, "publish", name, due_ms)
 
-    def _hop(self, payload: dict[str, Any]) -> None:
-        countdown_ms = min(payload["due_ms"] - _now_ms(), int(self.hop_s() * 1000))
-        with quiet():
-            self._flows.crux.app.send_task(HOP_TASK, kwargs={"payload": payload},
-                                           countdown=max(countdown_ms, 0) / 1000.0)
-
-    def hop(self, payload: dict[str, Any]) -> str:
-        """The hop task: once per (hop, seq) whatever the deliveries, hop again or publish."""
-        store, crux = self._flows.store, self._flows.crux
-        remaining = payload["due_ms"] - _now_ms()
-        key = store.keys.hop(payload["hop_id"], payload["seq"])
-        if not store.redis.set(key, 1, nx=True, px=max(remaining, 0) + 86_400_000):
-            return "duplicate"
-        if remaining > self.hop_s() * 1000:
-            self._hop({**payload, "seq": payload["seq"] + 1})
-            return "hopped"
-        with outgoing(crux.codec.decode(payload["envelope"])):
-            crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
-                               task_id=payload["task_id"], countdown=max(remaining, 0) / 1000.0,
-                               **payload["options"])
-        return "published"
-
-    def _fire(self, timer: Timer) -> int:
+    def _fire(self, timer: Timer) -> bool:
+        if timer.kind == "publish":
+            return self._publish(timer.flow_id)
         if timer.kind in ("timeout", "recheck"):
             snap = self._flows.store.load(timer.flow_id)
-            waiting = snap.waiting if snap is not None and not snap.is_terminal else None
-            if waiting is None or f"{waiting.name}#{waiting.occurrence}" != timer.name:
-                return 0  # stale: the flow moved on
+            if snap is None or snap.is_terminal or snap.version != timer.version:
+                return False  # stale: the flow moved on
         self._flows.resume(timer.flow_id, "timer")
-        return 1
+        return True
+
+    def _publish(self, deferred_id: str) -> bool:
+        store, crux = self._flows.store, self._flows.crux
+        payload = store.get_deferred(deferred_id)
+        if payload is None:
+            return False  # published already
+        envelope = crux.codec.decode(payload["envelope"]) if payload.get("envelope") else None
+        with outgoing(envelope):
+            crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
+                               task_id=payload["task_id"], **payload["options"])
+        store.delete_deferred(deferred_id)  # done only once the publish succeeded
+        return True

@@ -24,17 +24,9 @@ def test_concurrent_child_result_writers_have_one_winner(store: RedisFlowStore) 
     assert store.get_child_result("f1", "step") == {"writer": wins[0]}
 
 
-def test_delete_child_result(store: RedisFlowStore) -> None:
-    store.put_child_result("f1", "step", {"status": "failed"})
-
-    assert store.delete_child_result("f1", "step") is True
-    assert store.get_child_result("f1", "step") is None
-    assert store.delete_child_result("f1", "step") is False
-    assert store.put_child_result("f1", "step", {"status": "ok"}) is True
-
-
-def test_child_result_expires_and_must_be_json(store: RedisFlowStore) -> None:
-    store.put_child_result("f1", "step", {"status": "ok"})
-    assert store.redis.pttl(store.keys.child_result("f1", "step")) > 0
+def test_child_results_live_in_one_hash_per_flow_and_must_be_json(store: RedisFlowStore) -> None:
+    store.put_child_result("f1", "step.1", {"status": "ok"})
+    store.put_child_result("f1", "step.fallback", {"status": "ok"})
+    assert store.redis.hlen(store.keys.children("f1")) == 2
     with pytest.raises(FlowError):
         store.put_child_result("f1", "other", {"value": object()})

@@ -9,12 +9,12 @@ from cruxcelery.flows.store import RedisFlowStore
 from tests.concurrency import race
 
 
-def test_signals_are_buffered_and_delivered_fifo(store: RedisFlowStore) -> None:
+def test_signals_are_buffered_and_delivered_fifo_one_per_wait(store: RedisFlowStore) -> None:
     for i in range(3):
         store.push_signal("f1", "approval", {"n": i})
 
     assert store.pending_signal_count("f1", "approval") == 3
-    assert [store.pop_signal("f1", "approval") for _ in range(4)] == [
+    assert [store.take_signal("f1", "approval", f"approval#{i}") for i in range(4)] == [
         (True, {"n": 0}),
         (True, {"n": 1}),
         (True, {"n": 2}),
@@ -22,34 +22,45 @@ def test_signals_are_buffered_and_delivered_fifo(store: RedisFlowStore) -> None:
     ]
 
 
+def test_a_wait_that_took_a_signal_gets_the_same_one_again(store: RedisFlowStore) -> None:
+    store.push_signal("f1", "approval", {"n": 1})
+    store.push_signal("f1", "approval", {"n": 2})
+
+    assert store.take_signal("f1", "approval", "approval#0") == (True, {"n": 1})
+    assert store.take_signal("f1", "approval", "approval#0") == (True, {"n": 1})  # a replay after a crash
+    assert store.delivered_signals("f1") == {"approval#0": {"n": 1}}
+    assert store.pending_signal_count("f1", "approval") == 1
+
+
 def test_a_null_payload_is_a_delivered_signal(store: RedisFlowStore) -> None:
     store.push_signal("f1", "approval", None)
 
-    assert store.peek_signal("f1", "approval") == (True, None)
-    assert store.pop_signal("f1", "approval") == (True, None)
-    assert store.pop_signal("f1", "approval") == (False, None)
+    assert store.take_signal("f1", "approval", "approval#0") == (True, None)
+    assert store.take_signal("f1", "approval", "approval#1") == (False, None)
 
 
-def test_concurrent_pops_deliver_each_payload_once(store: RedisFlowStore) -> None:
+def test_concurrent_takes_deliver_each_payload_once(store: RedisFlowStore) -> None:
     for i in range(20):
         store.push_signal("f1", "approval", i)
 
-    def pop_all(_: int) -> list[Any]:
-        popped = []
-        while (found_payload := store.pop_signal("f1", "approval"))[0]:
-            popped.append(found_payload[1])
-        return popped
+    def take_all(worker: int) -> list[Any]:
+        taken = []
+        n = 0
+        while (found_payload := store.take_signal("f1", "approval", f"approval#{worker}-{n}"))[0]:
+            taken.append(found_payload[1])
+            n += 1
+        return taken
 
-    delivered = [payload for popped in race(pop_all) for payload in popped]
+    delivered = [payload for taken in race(take_all) for payload in taken]
     assert sorted(delivered) == list(range(20))
 
 
-def test_peek_does_not_consume(store: RedisFlowStore) -> None:
-    assert store.peek_signal("f1", "approval") == (False, None)
-    store.push_signal("f1", "approval", {"ok": True})
+def test_a_repeated_signal_id_is_stored_once(store: RedisFlowStore) -> None:
+    assert store.push_signal("f1", "approval", {"n": 1}, signal_id="req-1") is True
+    assert store.push_signal("f1", "approval", {"n": 1}, signal_id="req-1") is False
+    assert store.push_signal("f1", "approval", {"n": 2}) is True
 
-    assert store.peek_signal("f1", "approval") == (True, {"ok": True})
-    assert store.pending_signal_count("f1", "approval") == 1
+    assert store.pending_signal_count("f1", "approval") == 2
 
 
 def test_signal_names_are_separate_queues(store: RedisFlowStore) -> None:
@@ -57,9 +68,9 @@ def test_signal_names_are_separate_queues(store: RedisFlowStore) -> None:
     store.push_signal("f1", "review", 2)
     store.push_signal("f2", "approval", 3)
 
-    assert store.pop_signal("f1", "review") == (True, 2)
-    assert store.pop_signal("f1", "approval") == (True, 1)
-    assert store.pop_signal("f2", "approval") == (True, 3)
+    assert store.take_signal("f1", "review", "review#0") == (True, 2)
+    assert store.take_signal("f1", "approval", "approval#0") == (True, 1)
+    assert store.take_signal("f2", "approval", "approval#0") == (True, 3)
 
 
 def test_clear_signals_deletes_only_the_named_queues(store: RedisFlowStore) -> None:
@@ -90,4 +101,4 @@ def test_a_corrupt_stored_payload_is_reported(store: RedisFlowStore) -> None:
     store.redis.rpush(store.keys.signal("f1", "approval"), b"{not json")
 
     with pytest.raises(SignalRejected, match="not JSON"):
-        store.pop_signal("f1", "approval")
+        store.take_signal("f1", "approval", "approval#0")

@@ -37,12 +37,22 @@ def test_adding_the_same_timer_again_moves_it(store: RedisFlowStore) -> None:
 def test_a_timer_is_claimed_at_most_once_by_20_concurrent_claimers(store: RedisFlowStore) -> None:
     timer = Timer(flow_id="f1", version=4, kind="timeout", name="approval", due_ms=1_000)
     store.add_timer(timer)
-    claims = race(lambda _: [store.claim_timer(due) for due in store.due_timers(now_ms=2_000)])
+    claims = race(lambda _: [store.claim_timer(due, 2_000) for due in store.due_timers(now_ms=2_000)])
 
     assert [won for each in claims for won in each].count(True) == 1
-    assert store.due_timers(now_ms=2_000) == []
+    assert store.due_timers(now_ms=2_000) == [], "a claimed timer is not due again at once"
+    store.drop_timer(timer)
     assert store.next_due_ms() is None
     assert store.redis.scard(store.keys.flow_timers("f1")) == 0
+
+
+def test_a_claimed_timer_whose_claimer_died_fires_again_later(store: RedisFlowStore) -> None:
+    timer = Timer(flow_id="f1", version=4, kind="timeout", name="approval", due_ms=1_000)
+    store.add_timer(timer)
+    assert store.claim_timer(timer, 2_000) is True  # ... and the claimer dies before drop_timer
+
+    assert store.due_timers(now_ms=2_000 + 29_000) == []
+    assert store.due_timers(now_ms=2_000 + 30_000) == [timer.model_copy(update={"due_ms": 32_000})]
 
 
 def test_remove_timers_for_a_version(store: RedisFlowStore) -> None:

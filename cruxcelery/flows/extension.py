@@ -1,0 +1,59 @@
+"""Flows as one runtime extension: durable children report their final outcome, and every worker
+runs the sweeper that recovers flows and fires timers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cruxcelery.envelope import HEADER
+from cruxcelery.extensions import Execution, Extension, Worker
+from cruxcelery.flows.handle import FLOW_TASK_PREFIX
+from cruxcelery.outcomes import Outcome
+
+if TYPE_CHECKING:
+    from cruxcelery.flows.manager import FlowRuntime
+
+
+class FlowsExtension(Extension):
+    name = "flows"
+
+    def __init__(self, flows: FlowRuntime) -> None:
+        self.flows = flows
+
+    def on_received(self, execution: Execution) -> None:
+        """A worker reserved a flow task or a durable child: claim it for this worker, so the
+        sweeper re-publishes it if the worker dies before it ends."""
+        if execution.task_id is None or not _must_not_be_lost(execution):
+            return
+        request = execution.request
+        delivery = getattr(request, "delivery_info", None) or {}
+        message = {
+            "name": execution.task_name, "args": list(getattr(request, "args", None) or ()),
+            "kwargs": dict(getattr(request, "kwargs", None) or {}),
+            "envelope": (getattr(request, "request_dict", None) or {}).get(HEADER),
+            "routing_key": delivery.get("routing_key"), "exchange": delivery.get("exchange"),
+        }
+        self.flows.store.claim(execution.task_id, self.flows.sweeper.worker_id, message)
+
+    def on_execution_close(self, execution: Execution, outcome: Outcome) -> None:
+        """A durable step's child ended for good (in whichever worker ran it): store its outcome
+        once and resume the flow. A retry or a replacement reports nothing yet."""
+        if execution.task_id is not None and _must_not_be_lost(execution):
+            self.flows.store.unclaim(execution.task_id)
+        envelope = execution.envelope
+        if envelope is None or envelope.flow_id is None or envelope.flow_step is None or not outcome.terminal:
+            return
+        self.flows.report_child(envelope.flow_id, envelope.flow_step, execution.task_id, outcome)
+
+    def on_worker_ready(self, worker: Worker) -> None:
+        self.flows.on_worker_ready()
+
+    def on_worker_shutdown(self, worker: Worker) -> None:
+        if worker.main:
+            self.flows.on_worker_shutdown()
+
+
+def _must_not_be_lost(execution: Execution) -> bool:
+    """Flow tasks and durable children: their messages are re-published if their worker dies."""
+    envelope = execution.envelope
+    return execution.task_name.startswith(FLOW_TASK_PREFIX) or (envelope is not None and envelope.flow_step is not None)

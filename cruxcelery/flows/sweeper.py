@@ -1,0 +1,152 @@
+"""The sweeper: recovery that does not depend on the broker.
+
+Every worker's main process runs one sweeper thread. Each tick (``CRUX_SWEEP_INTERVAL_S``) it
+heartbeats its worker id; then, if it holds the sweeper lock (one sweeper at a time across
+workers), it:
+
+1. fires due timers (timeouts, re-checks, deferred publishes);
+2. re-publishes messages claimed by a worker whose heartbeat stopped (flow tasks and durable
+   children it had reserved or was running when it died);
+3. resumes flows whose execution lease lapsed with nobody holding it (their worker died
+   mid-execution, or Redis failed under it), at most once per ``RECOVER_AFTER`` leases per flow, so
+   a backlog is never multiplied;
+4. re-publishes resumes left in the outbox (a publish that failed, or a process that died before
+   it).
+
+So after ``kill -9`` of a whole worker a flow continues within its lease plus a tick or two, not
+after the broker's visibility timeout (an hour by default) and kombu's restore interval (100 s).
+Countdown wake-ups stay, for latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from cruxcelery.flows import clock
+from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
+from cruxcelery.publishing import outgoing
+
+if TYPE_CHECKING:
+    from cruxcelery.flows.manager import FlowRuntime
+
+log = logging.getLogger("cruxcelery.flows")
+WORKER_TIMEOUT_S = 10.0  # a worker whose heartbeat is older is dead: its claims are re-published
+OUTBOX_GRACE_MS = 2_000  # an outbox entry older than this was not published by its writer
+RECOVER_AFTER = 4  # a recovered flow is not recovered again for this many lease periods
+
+
+class Sweeper:
+    def __init__(self, flows: FlowRuntime) -> None:
+        self._flows = flows
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="crux-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+        try:
+            self._flows.store.drop_claims_of(self.worker_id)
+            self._flows.store.forget_worker(self.worker_id)
+        except INFRASTRUCTURE_ERRORS:
+            log.warning("cruxcelery: the sweeper could not unregister worker %s", self.worker_id)
+
+    def _run(self) -> None:
+        interval = self._flows.crux.settings.sweep_interval_s
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except INFRASTRUCTURE_ERRORS:
+                log.warning("cruxcelery: the sweeper could not reach Redis or the broker; retrying",
+                            exc_info=log.isEnabledFor(logging.DEBUG))
+            except Exception:
+                log.warning("cruxcelery: a sweep failed; retrying", exc_info=True)
+            self._stop.wait(interval)
+
+    def tick(self) -> dict[str, int]:
+        """One sweep; returns what it did (empty unless this sweeper holds the lock)."""
+        store = self._flows.store
+        interval_ms = int(self._flows.crux.settings.sweep_interval_s * 1000)
+        store.heartbeat(self.worker_id)
+        if not store.take_sweeper_lock(self.worker_id, max(3 * interval_ms, 3_000)):
+            return {}
+        return {
+            "timers": self._flows.timers.sweep(),
+            "claims": self.republish_dead_claims(),
+            "leases": self.recover_lapsed_leases(),
+            "outbox": self.republish_outbox(),
+        }
+
+    def republish_dead_claims(self) -> int:
+        store = self._flows.store
+        claims = store.claims()
+        if not claims:
+            return 0
+        alive = store.live_workers(clock.now_ms() - int(WORKER_TIMEOUT_S * 1000)) | {self.worker_id}
+        republished = 0
+        for task_id, claim in claims.items():
+            if claim.get("worker") in alive:
+                continue
+            message = claim.get("message") or {}
+            self._republish(task_id, message)
+            store.unclaim(task_id)
+            republished += 1
+        if republished:
+            log.warning("cruxcelery: re-published %d task(s) held by dead workers", republished)
+        return republished
+
+    def _republish(self, task_id: str, message: dict[str, Any]) -> None:
+        crux = self._flows.crux
+        raw = message.get("envelope")
+        envelope = crux.codec.decode(raw) if raw else None
+        options: dict[str, Any] = {"task_id": task_id}
+        if message.get("routing_key"):
+            options["routing_key"] = message["routing_key"]
+        if message.get("exchange") is not None:
+            options["exchange"] = message["exchange"]
+        with outgoing(envelope):
+            crux.app.send_task(message["name"], args=message.get("args") or [],
+                               kwargs=message.get("kwargs") or {}, **options)
+
+    def recover_lapsed_leases(self) -> int:
+        store = self._flows.store
+        lease_s = self._flows.crux.settings.flow_lease_s
+        candidates = store.lapsed_leases(clock.now_ms())
+        if not candidates:
+            return 0
+        recovered = 0
+        for flow_id, held in zip(candidates, store.leases_held(candidates), strict=True):
+            if held:  # renewed since: the index entry catches up at the next renewal
+                store.postpone_lease_check(flow_id, lease_s)
+                continue
+            head = store.head(flow_id)
+            if head is None or head[1] in ("completed", "failed", "cancelled", "expired"):
+                store.untrack_lease(flow_id)
+                continue
+            store.postpone_lease_check(flow_id, lease_s * RECOVER_AFTER)
+            self._flows.dispatch(flow_id, head[0], "recover")
+            recovered += 1
+        return recovered
+
+    def republish_outbox(self) -> int:
+        store = self._flows.store
+        due = store.outbox_due(clock.now_ms() - OUTBOX_GRACE_MS)
+        for member, entry in due:
+            self._flows.publish_flow_task(entry["flow_id"], entry["name"], entry.get("reason", "recover"))
+            store.outbox_done(member)
+        return len(due)
+
