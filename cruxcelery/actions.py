@@ -118,7 +118,9 @@ class CruxTask(Task[Any, Any]):
         self, args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None,
         task_id: str | None = None, **options: Any,
     ) -> AsyncResult[Any]:
-        """Validate before publishing: invalid args raise ``InvalidArgs`` and nothing is sent."""
+        """Validate before publishing: invalid args raise ``InvalidArgs`` and nothing is sent (nor
+        when the app was switched to pickle after ``Crux(app)``: ``ConfigurationError``)."""
+        self.crux_runtime.check_json_only()
         value = action_args.coerce(self.crux_args_model, tuple(args or ()), dict(kwargs or {}), self.name)
         positional, keywords = action_args.to_message(value)
         return super().apply_async(positional, keywords, task_id, **options)

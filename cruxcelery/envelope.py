@@ -77,9 +77,17 @@ class EnvelopeCodec:
         return envelope.model_copy(update={"sig": self._signature(envelope)})
 
     def encode(self, envelope: Envelope) -> str:
-        """Compact JSON, signed when a key is set. Every field is bounded, so this stays far
-        below the cap."""
-        return self.sign(envelope).model_dump_json(exclude_none=True)
+        """Compact JSON, signed when a key is set, within the cap the decoder enforces: past it,
+        the labels (the only free text) are dropped first, and an envelope still too large is
+        refused with ``ValueError`` rather than sent to be ignored."""
+        raw = self.sign(envelope).model_dump_json(exclude_none=True)
+        if len(raw.encode("utf-8")) <= self.max_bytes:
+            return raw
+        raw = self.sign(envelope.model_copy(update={"label": None, "run_name": None})).model_dump_json(
+            exclude_none=True)
+        if len(raw.encode("utf-8")) > self.max_bytes:
+            raise ValueError(f"envelope of {len(raw)} bytes is over CRUX_ENVELOPE_MAX_BYTES ({self.max_bytes})")
+        return raw
 
     def decode(self, raw: Any) -> Envelope | None:
         """The envelope in ``raw`` (a JSON string or a dict), or ``None``. Never raises."""

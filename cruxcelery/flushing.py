@@ -102,6 +102,12 @@ class with_observability_flush:
         with _flushing(self._timeout_s):
             return self._fn(*args, **kwargs)
 
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        """Decorating a method: bind it like a function would be bound."""
+        if instance is None or self._fn is None:
+            return self
+        return functools.partial(self.__call__, instance)
+
     def __enter__(self) -> None:
         return None
 

@@ -35,8 +35,7 @@ _PICKLE_MARKERS = ("pickle", "x-python-serialize")
 class Runtime:
     """The cruxcelery runtime for one Celery app (``cruxcelery.Crux`` adds flows to it)."""
 
-    _instances: ClassVar[weakref.WeakSet[Runtime]] = weakref.WeakSet()
-    _latest: ClassVar[weakref.ReferenceType[Runtime] | None] = None
+    _created: ClassVar[list[weakref.ReferenceType[Runtime]]] = []  # in creation order
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, app: Celery, settings: CruxSettings | None = None) -> None:
@@ -59,16 +58,18 @@ class Runtime:
         self.deferred: DeferredPublisher | None = None
         app._cruxcelery = self  # type: ignore[attr-defined]
         with Runtime._lock:
-            Runtime._instances.add(self)
-            Runtime._latest = weakref.ref(self)
+            Runtime._created = [*(ref for ref in Runtime._created if ref() is not None), weakref.ref(self)]
         hooks.install()
 
     # -- registry ------------------------------------------------------------------------------
     @classmethod
     def current(cls) -> Runtime | None:
-        """The most recently created runtime in this process."""
-        ref = Runtime._latest
-        return ref() if ref is not None else None
+        """The most recently created runtime of this process that is still alive."""
+        for ref in reversed(Runtime._created):
+            runtime = ref()
+            if runtime is not None:
+                return runtime
+        return None
 
     @classmethod
     def for_app(cls, app: Any) -> Runtime | None:
@@ -77,7 +78,7 @@ class Runtime:
 
     @classmethod
     def instances(cls) -> list[Runtime]:
-        return list(Runtime._instances)
+        return [runtime for ref in Runtime._created if (runtime := ref()) is not None]
 
     # -- extensions ------------------------------------------------------------------------------
     def add_extension(self, extension: Extension) -> None:

@@ -222,3 +222,35 @@ def dies_once(ctx: ActionContext, args: Topic) -> dict[str, Any]:
 def parent_of_dying(ctx: ActionContext, args: Topic) -> dict[str, Any]:
     ctx.crux.run_action("call dying child", dies_once, args)
     return {"ok": True}
+
+
+# -- outcomes: Celery's own control flow ----------------------------------------------------------
+
+@crux.action(name="t.big", observability_name="big value", args=Topic)
+def big(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    deep: Any = "bottom"
+    for _ in range(12):
+        deep = {"down": deep}
+    return {"items": list(range(500)), "text": "x" * 70_000, "deep": deep}
+
+
+@crux.action(name="t.flaky_auto", observability_name="flaky autoretry", args=Topic,
+             autoretry_for=(RuntimeError,), max_retries=3, retry_kwargs={"countdown": 0.05})
+def flaky_auto(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    from tests.counters import Counters
+
+    if Counters(REDIS).bump(args.topic, "flaky_auto") <= args.depth:
+        raise RuntimeError("flaky: try again")
+    return {"attempts": ctx.request.retries + 1}
+
+
+@crux.action(name="t.replacing", observability_name="replacing", args=Topic)
+def replacing(ctx: ActionContext, args: Topic) -> None:
+    raise ctx.task.replace(leaf.s({"topic": args.topic + "/replacement"}))
+
+
+@crux.action(name="t.rejecting", observability_name="rejecting", args=Topic)
+def rejecting(ctx: ActionContext, args: Topic) -> None:
+    from celery.exceptions import Reject
+
+    raise Reject("not for us", requeue=False)

@@ -125,3 +125,75 @@ def run_parent(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
     child_id = scope.step("start child", lambda: child_flow.start({"parent_label": args.label}))
     scope.wait_until("child done", lambda: child_flow.status(child_id).status == "completed", every=0.5)
     return child_flow.result(child_id).output  # type: ignore[union-attr]
+
+
+# -- durability regressions -------------------------------------------------------------------------
+
+from tests.app import big, flaky_auto  # noqa: E402
+
+
+big_flow = crux.flow("t-big", args=Plain)
+
+
+@big_flow.handler
+def run_big(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    return scope.step("big", lambda: ctx.crux.run_action("big child", big, {"topic": args.label}))
+
+
+flaky_child_flow = crux.flow("t-flaky-child", args=Plain)
+
+
+@flaky_child_flow.handler
+def run_flaky_child(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    return scope.step("flaky", lambda: ctx.crux.run_action(
+        "flaky child", flaky_auto, {"topic": scope.flow_id, "depth": args.fail_times}))
+
+
+rescued = crux.flow("t-rescued", args=Plain)
+
+
+@rescued.handler
+def run_rescued(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    return scope.step("doomed", lambda: ctx.crux.run_action("always fails", fails, {"topic": "t"}),
+                      fallback=lambda: ctx.crux.run_action("rescue", leaf, {"topic": "rescued"}))
+
+
+polling = crux.flow("t-polling", args=Plain)
+
+
+@polling.handler
+def run_polling(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> None:
+    scope.wait_until("never", lambda: bump(scope.flow_id, "polled") < 0, every=0.3)
+
+
+schema_only = crux.flow("t-schema-only", args=Plain)
+
+
+@schema_only.handler
+def run_schema_only(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> bool:
+    return bool(scope.suspend("approval", schema=Approval).approved)
+
+
+class Steps:
+    def __init__(self, flow_id: str) -> None:
+        self.flow_id = flow_id
+
+    def with_scope(self, scope: FlowScope[Plain]) -> str:
+        return f"method saw {scope.flow_id == self.flow_id}"
+
+
+method_steps = crux.flow("t-method-steps", args=Plain)
+
+
+@method_steps.handler
+def run_method_steps(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> str:
+    return scope.step("method", Steps(scope.flow_id).with_scope)
+
+
+outside = crux.flow("t-outside", args=Plain)
+
+
+@outside.handler
+def run_outside(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> None:
+    ctx.crux.run_action("outside any step", leaf, {"topic": "outside"})
+    scope.suspend("go")

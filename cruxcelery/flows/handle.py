@@ -84,7 +84,17 @@ class FlowHandle(Generic[A]):
         snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=model.model_dump(mode="json"),
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 trace_context=trace, idempotency_key=idempotency_key)
-        return self._flows.store.create(snapshot, idempotency_key)
+        return self._flows.store.create(snapshot, idempotency_key, queue=self.queue())
+
+    def queue(self) -> str | None:
+        """The queue this app routes the flow's task to; recorded so that a resume published by
+        any process (an actions-only worker, a web process) lands where the flow's workers are."""
+        try:
+            queue = self._flows.crux.app.amqp.router.route({}, self.task.name).get("queue")
+        except Exception:
+            return None
+        name = getattr(queue, "name", queue)
+        return name if isinstance(name, str) and name else None
 
     @typed
     def start(self, args: A | dict[str, Any], flow_id: str | None = None,
@@ -94,8 +104,9 @@ class FlowHandle(Generic[A]):
         and publishes it again while it is still ``pending`` (its first publish may have failed).
         ``BrokerUnavailable``: the flow is stored; a retried ``start`` or the sweeper publishes it."""
         created_id, created = self._create(args, flow_id, idempotency_key)
-        if created or self._flows.store.head(created_id) == (self.name, "pending"):
-            self._flows.dispatch(created_id, self.name, "start")
+        head = None if created else self._flows.store.head(created_id)
+        if created or (head is not None and head.status == "pending"):
+            self._flows.dispatch(created_id, self.name, "start", self.queue())
         return created_id
 
     @typed

@@ -14,7 +14,7 @@ from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows.codec import dumps, lossless
 from cruxcelery.flows.errors import FlowError, FlowNotFound, FlowNotWaiting, SignalRejected
 from cruxcelery.flows.guard import typed
-from cruxcelery.flows.handle import FlowHandle
+from cruxcelery.flows.handle import FLOW_TASK_PREFIX, FlowHandle
 from cruxcelery.flows.keys import FlowKeys, validate_flow_id, validate_flow_name, validate_signal_name
 from cruxcelery.flows.snapshot import TERMINAL_STATUSES, FlowSnapshot, FlowStatus, FlowSummary
 from cruxcelery.flows.store import RedisFlowStore
@@ -76,27 +76,26 @@ class FlowRuntime:
         return handle
 
     # -- dispatching -----------------------------------------------------------------------------
-    def dispatch(self, flow_id: str, name: str, reason: str) -> None:
+    def dispatch(self, flow_id: str, name: str, reason: str, queue: str | None) -> None:
         """Publish the flow's task. The intent is written to the outbox first and cleared once
         the broker took the message, so a publish that fails (or a process that dies before it)
         is retried by the sweeper. Raises ``BrokerUnavailable`` / ``StoreUnavailable``."""
         self.crux.check_json_only()
-        member = self.store.outbox_add(flow_id, name, reason)
-        self.publish_flow_task(flow_id, name, reason)
+        member = self.store.outbox_add(flow_id, name, reason, queue)
+        self.publish_flow_task(flow_id, name, reason, queue)
         self.store.outbox_done(member)
 
-    def publish_flow_task(self, flow_id: str, name: str, reason: str) -> None:
+    def publish_flow_task(self, flow_id: str, name: str, reason: str, queue: str | None) -> None:
+        options: dict[str, Any] = {"queue": queue} if queue else {}
         with quiet():
-            self.crux.app.send_task(f"crux.flow.{name}", kwargs={"flow_id": flow_id, "reason": reason})
+            self.crux.app.send_task(f"{FLOW_TASK_PREFIX}{name}", kwargs={"flow_id": flow_id, "reason": reason},
+                                    **options)
 
-    def resume(self, flow_id: str, reason: str, name: str | None = None) -> None:
+    def resume(self, flow_id: str, reason: str) -> None:
         """Publish the flow's task now; its execution decides whether there is work."""
-        if name is None:
-            head = self.store.head(flow_id)
-            if head is None:
-                return
-            name = head[0]
-        self.dispatch(flow_id, name, reason)
+        head = self.store.head(flow_id)
+        if head is not None:
+            self.dispatch(flow_id, head.name, reason, head.queue)
 
     # -- signals ---------------------------------------------------------------------------------
     @typed
@@ -109,12 +108,11 @@ class FlowRuntime:
         head = self.store.head(flow_id)
         if head is None:
             raise FlowNotFound(flow_id)
-        flow_name, status = head
-        if status in TERMINAL_STATUSES:
-            raise FlowNotWaiting(f"flow {flow_id} is {status}; it takes no more signals")
-        payload = self._validated(flow_id, flow_name, name, payload)
+        if head.status in TERMINAL_STATUSES:
+            raise FlowNotWaiting(f"flow {flow_id} is {head.status}; it takes no more signals")
+        payload = self._validated(flow_id, head.name, name, payload)
         self.store.push_signal(flow_id, name, payload, signal_id)
-        self.dispatch(flow_id, flow_name, "signal")
+        self.dispatch(flow_id, head.name, "signal", head.queue)
 
     def _validated(self, flow_id: str, flow_name: str, name: str, payload: Any) -> Any:
         """The payload as it will be stored: validated by the declared signal model, else by the

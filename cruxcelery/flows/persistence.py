@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -16,6 +18,12 @@ from cruxcelery.flows.status import FLOW_STATUSES
 _CANCEL_ATTEMPTS = 50
 
 
+class Head(NamedTuple):
+    name: str
+    status: str
+    queue: str | None  # where the flow's task is routed (resumes published anywhere go there)
+
+
 def _encode(snapshot: FlowSnapshot) -> tuple[str, str]:
     try:
         return snapshot.to_json(), snapshot.summary().model_dump_json()
@@ -27,7 +35,8 @@ class SnapshotOps(StoreBase):
     """``FlowKeys.flow(id)`` is a hash: ``version``, ``status``, ``name`` (read by the scripts
     without decoding JSON), ``data`` (the snapshot JSON) and ``summary`` (``FlowSummary`` JSON)."""
 
-    def create(self, snapshot: FlowSnapshot, idempotency_key: str | None = None) -> tuple[str, bool]:
+    def create(self, snapshot: FlowSnapshot, idempotency_key: str | None = None,
+               queue: str | None = None) -> tuple[str, bool]:
         """Store ``snapshot`` and its index entries atomically, unless it exists.
 
         Returns ``(flow_id, True)`` when created. Returns ``(existing_id, False)`` without writing
@@ -57,6 +66,7 @@ class SnapshotOps(StoreBase):
                     snapshot.version,
                     snapshot.updated_at,
                     self._idempotency_ttl_ms,
+                    queue or "",
                 ],
             )
         )
@@ -79,12 +89,14 @@ class SnapshotOps(StoreBase):
             raise FlowNotFound(flow_id)
         return snapshot
 
-    def head(self, flow_id: str) -> tuple[str, str] | None:
-        """``(name, status)`` of a flow without reading its snapshot, or ``None`` when unknown."""
-        name, status = self._redis.hmget(self._keys.flow(validate_flow_id(flow_id)), ["name", "status"])
+    def head(self, flow_id: str) -> Head | None:
+        """Name, status and task queue of a flow without reading its snapshot; ``None`` when
+        unknown."""
+        name, status, queue = self._redis.hmget(self._keys.flow(validate_flow_id(flow_id)),
+                                                ["name", "status", "queue"])
         if name is None or status is None:
             return None
-        return text(name), text(status)
+        return Head(text(name), text(status), opt_text(queue) or None)
 
     def exists(self, flow_id: str) -> bool:
         return bool(self._redis.exists(self._keys.flow(flow_id)))

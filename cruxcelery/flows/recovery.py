@@ -40,8 +40,9 @@ class RecoveryOps(StoreBase):
         self._redis.zadd(self._keys.leases(), {flow_id: clock.now_ms() + int(seconds * 1000)}, xx=True)
 
     # -- the outbox -------------------------------------------------------------------------------
-    def outbox_add(self, flow_id: str, name: str, reason: str) -> str:
-        member = dumps({"flow_id": flow_id, "name": name, "reason": reason, "id": uuid.uuid4().hex[:12]})
+    def outbox_add(self, flow_id: str, name: str, reason: str, queue: str | None) -> str:
+        member = dumps({"flow_id": flow_id, "name": name, "reason": reason, "queue": queue,
+                        "id": uuid.uuid4().hex[:12]})
         self._redis.zadd(self._keys.outbox(), {member: clock.now_ms()})
         return member
 

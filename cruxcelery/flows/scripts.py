@@ -12,7 +12,7 @@ from redis.commands.core import Script
 # Create a snapshot and its index entries, or return the existing owner.
 # KEYS: 1 flow hash, 2 status index, 3 name index, 4 all index, [5 idempotency key]
 # ARGV: 1 flow id, 2 snapshot JSON, 3 summary JSON, 4 status, 5 name, 6 version, 7 score,
-#       8 idempotency TTL ms (0: no expiry)
+#       8 idempotency TTL ms (0: no expiry), 9 the queue the flow's task is routed to ('' for default)
 # Returns {1, flow id} when created, {0, existing flow id} otherwise.
 CREATE = """
 if #KEYS == 5 then
@@ -21,7 +21,7 @@ if #KEYS == 5 then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
 redis.call('HSET', KEYS[1], 'version', ARGV[6], 'status', ARGV[4], 'name', ARGV[5],
-           'data', ARGV[2], 'summary', ARGV[3])
+           'data', ARGV[2], 'summary', ARGV[3], 'queue', ARGV[9])
 redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from cruxcelery.flows import clock
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
+from cruxcelery.flows.status import TERMINAL_STATUSES
 from cruxcelery.publishing import outgoing
 
 if TYPE_CHECKING:
@@ -134,11 +135,11 @@ class Sweeper:
                 store.postpone_lease_check(flow_id, lease_s)
                 continue
             head = store.head(flow_id)
-            if head is None or head[1] in ("completed", "failed", "cancelled", "expired"):
+            if head is None or head.status in TERMINAL_STATUSES:
                 store.untrack_lease(flow_id)
                 continue
             store.postpone_lease_check(flow_id, lease_s * RECOVER_AFTER)
-            self._flows.dispatch(flow_id, head[0], "recover")
+            self._flows.dispatch(flow_id, head.name, "recover", head.queue)
             recovered += 1
         return recovered
 
@@ -146,7 +147,8 @@ class Sweeper:
         store = self._flows.store
         due = store.outbox_due(clock.now_ms() - OUTBOX_GRACE_MS)
         for member, entry in due:
-            self._flows.publish_flow_task(entry["flow_id"], entry["name"], entry.get("reason", "recover"))
+            self._flows.publish_flow_task(entry["flow_id"], entry["name"], entry.get("reason", "recover"),
+                                          entry.get("queue"))
             store.outbox_done(member)
         return len(due)
 
