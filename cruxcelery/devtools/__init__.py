@@ -1,0 +1,25 @@
+"""Crux devtools: ``cruxcelery dev``, the local server that ingests Crux v5 records and shows runs.
+
+One job per module:
+
+- ``batch``: splits an ingest body into records, keeping each record's exact JSON text
+- ``validation``: base identity checks of one record (what ingest may reject)
+- ``database``: the SQLite file (WAL), its schema and its connections
+- ``ingest``: stores a batch (one transaction, else record by record) with a disposition per record
+- ``graph``: builds one run's spans, events, artifacts and segments from its raw records
+- ``reconcile``: the presentation-time rules for ends that never arrived (raw records untouched)
+- ``service``: reconciled reads and the cached run status of the run list
+- ``detail`` / ``queries`` / ``models``: the read side of the JSON API and its pydantic shapes
+- ``live``: the 1 s reconciliation pass and the publish/subscribe behind server-sent events
+- ``flowstore``: the read-only look at a flow's snapshot in Redis
+- ``auth``: the bearer token required beyond loopback
+- ``app`` / ``server``: the Starlette application and how ``cruxcelery dev`` serves it (uvicorn)
+
+Devtools reads the record model of ``cruxcelery.telemetry`` and nothing else of the runtime.
+"""
+
+from __future__ import annotations
+
+from cruxcelery.devtools.app import DevtoolsConfig, create_app
+
+__all__ = ["DevtoolsConfig", "create_app"]

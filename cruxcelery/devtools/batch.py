@@ -1,0 +1,113 @@
+"""Split an ingest body into its records, keeping each record's exact JSON text.
+
+The body is ``{"schemaVersion": 5, "records": [...]}``. Raw records are stored unchanged, so each
+record's text is cut out of the body as it arrived (``json.JSONDecoder.raw_decode`` walks the array
+element by element) instead of being re-serialized after parsing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cruxcelery.telemetry.records import SCHEMA_VERSION
+
+__all__ = ["BatchError", "RawRecord", "split_batch"]
+
+_decoder = json.JSONDecoder()
+_WS = " \t\n\r"
+
+
+class BatchError(Exception):
+    """The body as a whole is unusable: ``status`` is 400 (not JSON / not a batch) or 422 (wrong
+    batch schema version)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One element of ``records``: its exact text and its parsed value (any JSON value)."""
+
+    text: str
+    value: Any
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _WS:
+        pos += 1
+    return pos
+
+
+def _expect(text: str, pos: int, char: str) -> int:
+    pos = _skip(text, pos)
+    if pos >= len(text) or text[pos] != char:
+        raise ValueError(f"expected {char!r} at {pos}")
+    return pos + 1
+
+
+def _split_array(text: str, pos: int) -> tuple[list[RawRecord], int]:
+    pos = _expect(text, pos, "[")
+    out: list[RawRecord] = []
+    pos = _skip(text, pos)
+    if pos < len(text) and text[pos] == "]":
+        return out, pos + 1
+    while True:
+        start = _skip(text, pos)
+        value, end = _decoder.raw_decode(text, start)
+        out.append(RawRecord(text[start:end], value))
+        pos = _skip(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+            continue
+        return out, _expect(text, pos, "]")
+
+
+def _parse(text: str) -> tuple[dict[str, Any], list[RawRecord] | None]:
+    fields: dict[str, Any] = {}
+    records: list[RawRecord] | None = None
+    pos = _expect(text, 0, "{")
+    pos = _skip(text, pos)
+    if pos < len(text) and text[pos] == "}":
+        pos += 1
+    else:
+        while True:
+            key, pos = _decoder.raw_decode(text, _skip(text, pos))
+            if not isinstance(key, str):
+                raise ValueError("object key is not a string")
+            pos = _expect(text, pos, ":")
+            if key == "records" and text[_skip(text, pos):_skip(text, pos) + 1] == "[":
+                records, pos = _split_array(text, pos)
+                fields[key] = None
+            else:
+                fields[key], pos = _decoder.raw_decode(text, _skip(text, pos))
+                if key == "records":
+                    records = None
+            pos = _skip(text, pos)
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+                continue
+            pos = _expect(text, pos, "}")
+            break
+    if _skip(text, pos) != len(text):
+        raise ValueError("trailing data after the batch")
+    return fields, records
+
+
+def split_batch(body: bytes) -> list[RawRecord]:
+    """The records of an ingest body. Raises ``BatchError`` (400 or 422)."""
+    try:
+        text = body.decode("utf-8")
+        fields, records = _parse(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BatchError(400, f"malformed JSON: {exc}") from None
+    version = fields.get("schemaVersion")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise BatchError(422, f"unsupported batch schemaVersion {version!r}: this server reads {SCHEMA_VERSION}")
+    if records is None:
+        raise BatchError(400, "the batch has no 'records' array")
+    return records
