@@ -64,3 +64,53 @@ def subprocess_worker(
     finally:
         if process.poll() is None:
             worker.kill()
+
+
+class Supervised:
+    """A worker restarted whenever it exits, as a process supervisor (systemd, supervisord)
+    would: kombu can kill a worker when Redis restarts under it."""
+
+    def __init__(self, tmp_path: Path, **options: object) -> None:
+        import threading
+
+        self._tmp_path = tmp_path
+        self._options = options
+        self._stack: list[SubprocessWorker] = []
+        self._stop = threading.Event()
+        self.restarts = 0
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    @property
+    def current(self) -> SubprocessWorker:
+        return self._stack[-1]
+
+    def _spawn(self) -> None:
+        import contextlib
+
+        stack = contextlib.ExitStack()
+        worker = stack.enter_context(subprocess_worker(self._tmp_path, **self._options))  # type: ignore[arg-type]
+        worker.stack = stack  # type: ignore[attr-defined]
+        self._stack.append(worker)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            if self.current.process.poll() is not None:
+                self.restarts += 1
+                try:
+                    self._spawn()
+                except RuntimeError:
+                    continue  # Redis may still be down: try again
+
+    def __enter__(self) -> Supervised:
+        self._spawn()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for worker in self._stack:
+            worker.stack.close()  # type: ignore[attr-defined]
+
+    def logs(self) -> str:
+        return "\n".join(w.log()[-2000:] for w in self._stack)

@@ -104,6 +104,8 @@ class FlowHandle(Generic[A]):
         and publishes it again while it is still ``pending`` (its first publish may have failed).
         ``BrokerUnavailable``: the flow is stored; a retried ``start`` or the sweeper publishes it."""
         created_id, created = self._create(args, flow_id, idempotency_key)
+        if created:  # a start message that is lost (a worker dies holding it) is found by the sweeper
+            self._flows.store.track_lease(created_id, 2 * self._flows.crux.settings.flow_lease_s)
         head = None if created else self._flows.store.head(created_id)
         if created or (head is not None and head.status == "pending"):
             self._flows.dispatch(created_id, self.name, "start", self.queue())

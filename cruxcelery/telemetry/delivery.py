@@ -9,6 +9,10 @@
 - ``flush(timeout_s)`` waits until every record exported before the call is delivered, rejected or
   dropped, or until the deadline; it never waits longer, even when a request hangs. Its counts are
   those accumulated since the previous flush (the sender works between flushes too).
+- Circuit breaker (optional, on in ``from_settings``): after a send fails at the server level, a
+  flush does not wait on HTTP at all (it returns ``failed`` at once, records stay queued) until a
+  probe by the sender succeeds; probes follow ``breaker.CircuitBreaker``'s schedule. A dead devtools
+  then costs a flush nothing after the first failure.
 - Fork safety: ``os.register_at_fork(after_in_child=...)`` gives a forked child fresh locks, events,
   an empty queue (the parent still owns those records), zeroed counters, a new ``httpx`` client and,
   lazily, its own sender thread.
@@ -29,6 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from cruxcelery.settings import CruxSettings
+from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import EncodedRecord, encode_record, single_record_fits
 from cruxcelery.telemetry.exporter import FlushResult, FlushStatus, JsonRecord
 from cruxcelery.telemetry.retry import Backoff, Deadline, RetryPolicy
@@ -86,8 +91,10 @@ class HttpExporter:
         max_queue_records: int = 10_000,
         max_queue_bytes: int = 32 * 1024 * 1024,
         policy: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._transport = transport
+        self.breaker = breaker
         self._policy = policy or transport.policy
         self._max_records = max_queue_records
         self._max_bytes = max_queue_bytes
@@ -105,6 +112,7 @@ class HttpExporter:
             HttpTransport(settings.devtools_url, token),
             max_queue_records=settings.queue_max_records,
             max_queue_bytes=settings.queue_max_bytes,
+            breaker=CircuitBreaker(),
         )
 
     def _init_state(self) -> None:
@@ -195,33 +203,42 @@ class HttpExporter:
     def _flush(self, deadline: float) -> FlushResult:
         if self._pid != os.getpid():
             self._after_fork()
+        breaker = self.breaker
         with self._lock:
             target = self._queue.last_seq
+            if breaker is not None and breaker.is_open_now():  # known down: do not wait on HTTP
+                return self._result(target)
             self._flush_deadlines.append(deadline)
             try:
                 if self._queue.pending_through(target) and not self._closed:
                     self._ensure_thread()
                     self._wake.set()  # also lets the sender shorten a backoff (see _next_batch)
                 while self._queue.pending_through(target) and not self._closed:
+                    if breaker is not None and breaker.is_open:
+                        break
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._changed.wait(left)
             finally:
                 self._flush_deadlines.remove(deadline)
-            remaining = self._queue.count_through(target)
-            status: FlushStatus = "drained"
-            if remaining:
-                status = "failed" if self._unreachable or self._closed else "deadline"
-            now, before = self._counts, self._reported
-            self._reported = replace(now)
-            return FlushResult(
-                status=status,
-                delivered=now.delivered - before.delivered,
-                rejected=now.rejected - before.rejected,
-                dropped=(now.dropped + now.oversized) - (before.dropped + before.oversized),
-                remaining=remaining,
-            )
+            return self._result(target)
+
+    def _result(self, target: int) -> FlushResult:  # under the lock
+        remaining = self._queue.count_through(target)
+        status: FlushStatus = "drained"
+        if remaining:
+            down = self._unreachable or (self.breaker is not None and self.breaker.is_open)
+            status = "failed" if down or self._closed else "deadline"
+        now, before = self._counts, self._reported
+        self._reported = replace(now)
+        return FlushResult(
+            status=status,
+            delivered=now.delivered - before.delivered,
+            rejected=now.rejected - before.rejected,
+            dropped=(now.dropped + now.oversized) - (before.dropped + before.oversized),
+            remaining=remaining,
+        )
 
     def shutdown(self, timeout_s: float) -> FlushResult:
         """Flush (bounded), then stop the sender and close the client. Never raises."""
@@ -255,6 +272,7 @@ class HttpExporter:
                 "oversized": self._counts.oversized,
                 "retries": self._counts.retries,
                 "lastError": self._last_error,
+                "breaker": self.breaker.stats().state if self.breaker is not None else None,
             }
 
     # -- the sender thread ---------------------------------------------------------------------------
@@ -276,7 +294,7 @@ class HttpExporter:
             try:
                 batch, wait_s, deadline = self._next_batch()
                 if batch:
-                    self._settle(self._transport.send_encoded(batch, deadline, self._stop))
+                    self._settle(self._transport.send_encoded(batch, deadline, self._stop, self.breaker))
                     wait_s = 0.0
             except Exception as exc:
                 self._warnings.warn("error", "sender error: %r", exc)
@@ -295,6 +313,9 @@ class HttpExporter:
             if now < hold:
                 self._wake.clear()
                 return [], hold - now, Deadline(0.0)
+            if self.breaker is not None and not self.breaker.allow():  # open: wait for the probe time
+                self._wake.clear()
+                return [], max(0.01, self.breaker.probe_at() - now), Deadline(0.0)
             batch = self._queue.take(SEND_BATCH_RECORDS)
             self._oldest_at = now
             if self._requeued:
@@ -315,6 +336,8 @@ class HttpExporter:
             if report.requests:
                 self._backoff.last_attempt = now
                 self._unreachable = report.unreachable
+            elif self.breaker is not None:
+                self.breaker.release_probe()  # no request made: the probe it was allowed is still owed
             if report.last_error is not None:
                 self._last_error = report.last_error
             overflow = self._queue.settle(report.pending)

@@ -1,5 +1,9 @@
 """Error evidence: the summary on a failing span's end, the ``exception`` event, and the
-``error.stack`` / ``error.raw`` artifacts (with secrets redacted)."""
+``error.stack`` / ``error.raw`` artifacts (with secrets redacted).
+
+Secrets are redacted by key here (``redact``: values under secret-looking keys) and by value
+(``redaction``): the summary's message directly, everything else when it goes through
+``preview.json_safe`` on its way into a record."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import traceback
 from typing import Any
 
 from cruxcelery.telemetry.preview import json_safe
+from cruxcelery.telemetry.redaction import redact_text
 
 _SECRET_KEY = re.compile(r"authorization|cookie|token|secret|password|api[ _-]?key", re.IGNORECASE)
 REDACTED = "[REDACTED]"
@@ -15,7 +20,7 @@ REDACTED = "[REDACTED]"
 
 def summary(exc: BaseException, category: str | None = None) -> dict[str, Any]:
     """The compact ``{message, name, category?, retryable?}`` kept on terminal records."""
-    out: dict[str, Any] = {"message": str(exc) or type(exc).__name__, "name": type(exc).__name__}
+    out: dict[str, Any] = {"message": redact_text(str(exc)) or type(exc).__name__, "name": type(exc).__name__}
     if category:
         out["category"] = category
     retryable = getattr(exc, "retryable", None)
@@ -26,6 +31,16 @@ def summary(exc: BaseException, category: str | None = None) -> dict[str, Any]:
 
 def stack_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def otel_exception_attributes(exc: BaseException) -> dict[str, str] | None:
+    """The message and stack for the OpenTelemetry twin's ``exception`` event, when redaction
+    changes them (``None``: nothing to hide, let OpenTelemetry describe the exception itself)."""
+    message, stack = str(exc), stack_text(exc)
+    safe_message, safe_stack = redact_text(message), redact_text(stack)
+    if safe_message == message and safe_stack == stack:
+        return None
+    return {"exception.message": safe_message, "exception.stacktrace": safe_stack}
 
 
 def exception_event_attributes(exc: BaseException) -> dict[str, Any]:

@@ -91,6 +91,8 @@ class SendQueue:
 
     def count_through(self, seq: int) -> int:
         """How many records numbered ``seq`` or lower are queued or in flight."""
+        if seq >= self.last_seq:  # everything pushed so far (a flush's usual target): no scan
+            return len(self)
         count = sum(1 for record in self._in_flight if record.seq <= seq)
         for record in self._items:
             if record.seq > seq:

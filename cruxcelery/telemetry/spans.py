@@ -22,6 +22,7 @@ from cruxcelery.telemetry import evidence, ids, otel
 from cruxcelery.telemetry.preview import json_safe
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.records import SCHEMA_VERSION
+from cruxcelery.telemetry.redaction import redact_text
 
 DETAIL = {"presentation": {"display": "detail"}}
 
@@ -212,9 +213,9 @@ class CruxSpan:
         self.ended = True
         if error is not None and evidence_:
             self.segment.error_evidence(self.span_id, error)
-            self.otel_span.record_exception(error)
+            self.otel_span.record_exception(error, attributes=evidence.otel_exception_attributes(error))
         if status == "error":
-            self.otel_span.set_status(Status(StatusCode.ERROR, str(error) if error else None))
+            self.otel_span.set_status(Status(StatusCode.ERROR, redact_text(str(error)) if error else None))
         self.segment.span_end(self.span_id, self.started_at, status, error)
         self.otel_span.end()
 

@@ -11,7 +11,10 @@
 - any other status (400, 401, 413, 422, a 3xx...) -> the chunk is rejected permanently.
 
 Retries follow ``retry.RetryPolicy`` until the deadline given to ``send``; no request timeout ever
-exceeds the time left. What could not be delivered in time comes back in ``SendReport.pending``.
+exceeds the time left. With a ``breaker.CircuitBreaker``, every answered request closes it, every
+server-level failure (unreachable, timeout, retryable status) opens it, and a send stops at the first
+such failure instead of retrying: the breaker then decides when to probe again. What could not be
+delivered in time comes back in ``SendReport.pending``.
 ``send`` and ``send_encoded`` never raise. One ``httpx.Client`` per process, created lazily and
 re-created in a forked child (the inherited one is abandoned, never closed, so the parent's
 connections are left alone).
@@ -30,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import (
     MAX_BODY_BYTES,
     MAX_RECORDS_PER_REQUEST,
@@ -41,7 +45,7 @@ from cruxcelery.telemetry.chunking import (
 from cruxcelery.telemetry.exporter import JsonRecord
 from cruxcelery.telemetry.retry import Deadline, RetryPolicy, is_retryable_status, parse_retry_after
 
-__all__ = ["INGEST_PATH", "HttpTransport", "SendReport"]
+__all__ = ["INGEST_PATH", "HttpTransport", "SendReport", "merge_reports"]
 
 INGEST_PATH = "/api/observability/records"
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
@@ -53,7 +57,8 @@ class SendReport:
     """What one ``send`` achieved. ``pending``: retryable records not delivered before the deadline
     (in their original order). ``not_before``: a monotonic time before which the server asked not to
     be called again (``Retry-After``). ``unreachable``: the last attempt could not reach the server
-    (connection error or timeout)."""
+    (connection error or timeout). ``server_failed``: the last request failed at the server level
+    (unreachable, timeout, or a retryable HTTP status)."""
 
     delivered: int = 0
     rejected: int = 0
@@ -64,7 +69,27 @@ class SendReport:
     pending: list[EncodedRecord] = field(default_factory=list)
     not_before: float | None = None
     unreachable: bool = False
+    server_failed: bool = False
     last_error: str | None = None
+
+
+def merge_reports(reports: list[SendReport]) -> SendReport:
+    """One report for sends made side by side: counts add up, pending records are concatenated."""
+    merged = SendReport()
+    for report in reports:
+        merged.delivered += report.delivered
+        merged.rejected += report.rejected
+        merged.oversized += report.oversized
+        merged.invalid += report.invalid
+        merged.requests += report.requests
+        merged.retries += report.retries
+        merged.pending.extend(report.pending)
+        merged.unreachable = merged.unreachable or report.unreachable
+        merged.server_failed = merged.server_failed or report.server_failed
+        merged.last_error = report.last_error or merged.last_error
+        if report.not_before is not None:
+            merged.not_before = max(merged.not_before or 0.0, report.not_before)
+    return merged
 
 
 @dataclass(slots=True)
@@ -160,9 +185,10 @@ class HttpTransport:
         records: Sequence[EncodedRecord],
         deadline: Deadline,
         stop: threading.Event | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> SendReport:
-        """Deliver encoded records, retrying until ``deadline`` (or until ``stop`` is set).
-        Never raises."""
+        """Deliver encoded records, retrying until ``deadline`` (or until ``stop`` is set, or until
+        ``breaker`` opens). Never raises."""
         report = SendReport()
         to_send: list[EncodedRecord] = list(records)
         try:
@@ -172,9 +198,13 @@ class HttpTransport:
             attempt = 0
             while True:
                 to_send = [record for chunk in chunks for record in chunk]
-                retry_next, retry_after = self._round(chunks, attempt, deadline, stop, report)
+                retry_next, retry_after = self._round(chunks, attempt, deadline, stop, report, breaker)
                 to_send = retry_next
                 if not retry_next or (stop is not None and stop.is_set()):
+                    break
+                if breaker is not None and breaker.is_open:
+                    if retry_after is not None:
+                        report.not_before = time.monotonic() + retry_after
                     break
                 wait = self.policy.next_delay(attempt, deadline, retry_after)
                 if wait is None:
@@ -202,6 +232,7 @@ class HttpTransport:
         deadline: Deadline,
         stop: threading.Event | None,
         report: SendReport,
+        breaker: CircuitBreaker | None = None,
     ) -> tuple[list[EncodedRecord], float | None]:
         """POST every chunk once. Returns the records to retry and the largest ``Retry-After``."""
         retry_next: list[EncodedRecord] = []
@@ -220,8 +251,15 @@ class HttpTransport:
             report.delivered += outcome.delivered
             report.rejected += outcome.rejected
             report.unreachable = outcome.unreachable
+            report.server_failed = outcome.abort_round
             if outcome.error is not None:
                 report.last_error = outcome.error
+            if breaker is not None:
+                if outcome.abort_round:
+                    later = None if outcome.retry_after_s is None else time.monotonic() + outcome.retry_after_s
+                    breaker.failure(outcome.error, later)
+                else:
+                    breaker.success()
             retry_next.extend(outcome.retry)
             if outcome.retry_after_s is not None:
                 retry_after = max(retry_after or 0.0, outcome.retry_after_s)

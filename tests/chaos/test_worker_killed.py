@@ -76,7 +76,4 @@ def _all_republished(app, store, held, dead_worker) -> bool:
         return False
     now = int(time.time() * 1000)
     lapsed = set(store.lapsed_leases(now, limit=1000))
-    for flow_id in held:
-        if app.steady.status(flow_id).status == "running" and flow_id in lapsed:
-            return False
-    return True
+    return not any(app.steady.status(f).status == "running" and f in lapsed for f in held)
