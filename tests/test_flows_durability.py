@@ -20,6 +20,7 @@ from cruxcelery import (
     StoreUnavailable,
     delete_flow,
     purge_flows,
+    signal_flow,
 )
 from tests.app_flows import (
     big_flow,
@@ -209,3 +210,19 @@ from pydantic import BaseModel  # noqa: E402
 
 class _Args(BaseModel):
     pass
+
+
+def test_a_process_that_never_imported_the_flow_still_validates_its_signals(worker):
+    from tests.app import REDIS
+
+    flow_id = resumable.start({})
+    wait_status(resumable, flow_id, "suspended")
+    web = Crux(json_app("crux_web", REDIS, "crux-web-unused"), CruxSettings(key_prefix="crux-t"))
+
+    with pytest.raises(SignalRejected, match="declares no signal 'goo'"):
+        signal_flow(flow_id, "goo", {"topic": "typo"}, crux=web)
+    with pytest.raises(SignalRejected) as refused:
+        signal_flow(flow_id, "go", {"topic": 42}, crux=web)
+    assert refused.value.errors[0]["loc"] == ["topic"]
+    signal_flow(flow_id, "go", {"topic": "from the web"}, crux=web)
+    assert resumable.result(flow_id, timeout_s=15).output == "from the web"

@@ -83,6 +83,7 @@ class FlowHandle(Generic[A]):
                      "parent_run_id": ctx.run.run_id, "triggered_by_span_id": ctx.parent.span_id}
         snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=model.model_dump(mode="json"),
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
+                                signals={name: model.model_json_schema() for name, model in self.signals.items()},
                                 trace_context=trace, idempotency_key=idempotency_key)
         return self._flows.store.create(snapshot, idempotency_key, queue=self.queue())
 

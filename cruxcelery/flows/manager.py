@@ -115,19 +115,27 @@ class FlowRuntime:
         self.dispatch(flow_id, head.name, "signal", head.queue)
 
     def _validated(self, flow_id: str, flow_name: str, name: str, payload: Any) -> Any:
-        """The payload as it will be stored: validated by the declared signal model, else by the
-        schema the waiting snapshot recorded; a name the flow does not declare is refused."""
+        """The payload as it will be stored: validated by the declared signal model (or, in a
+        process that never imported the flow, the declared schema the snapshot recorded), else by
+        the schema of the wait it is for; a name the flow does not declare is refused."""
         handle = self.handles.get(flow_name)
         model = handle.signals.get(name) if handle is not None else None
-        if handle is not None and handle.signals and model is None:
-            raise SignalRejected(f"flow {flow_name!r} declares no signal {name!r} (it has {sorted(handle.signals)})")
+        declared = set(handle.signals) if handle is not None else None
+        if model is None:
+            snap = self.store.load(flow_id)
+            if snap is not None:
+                declared = set(snap.signals) if declared is None else declared
+                schema = snap.signals.get(name) or _waiting_schema(snap, name)
+                model = _model_from_schema(schema) if schema else None
+        if declared and name not in declared:
+            raise SignalRejected(f"flow {flow_name!r} declares no signal {name!r} (it has {sorted(declared)})")
         if model is not None:
             try:
-                payload = model.model_validate(payload).model_dump(mode="json")
+                checked = model.model_validate(payload)
             except ValidationError as exc:
                 raise SignalRejected.from_validation(name, flow_id, exc) from None
-        else:
-            payload = self._validated_by_snapshot(flow_id, name, payload)
+            if handle is not None and handle.signals.get(name) is model:
+                payload = checked.model_dump(mode="json")
         try:
             size = len(dumps(payload).encode("utf-8"))
         except (TypeError, ValueError, RecursionError) as exc:
@@ -135,18 +143,6 @@ class FlowRuntime:
         if size > self.crux.settings.signal_max_bytes:
             raise SignalRejected(f"signal {name!r} payload is {size} bytes, over CRUX_SIGNAL_MAX_BYTES "
                                  f"({self.crux.settings.signal_max_bytes})")
-        return payload
-
-    def _validated_by_snapshot(self, flow_id: str, name: str, payload: Any) -> Any:
-        snap = self.store.load(flow_id)
-        waiting = snap.waiting if snap is not None else None
-        if waiting is None or waiting.kind != "signal" or waiting.name != name or not waiting.schema_:
-            return payload
-        model = _model_from_schema(waiting.schema_)
-        try:
-            model.model_validate(payload)
-        except ValidationError as exc:
-            raise SignalRejected.from_validation(name, flow_id, exc) from None
         return payload
 
     @typed
@@ -229,6 +225,13 @@ class FlowRuntime:
 
     def on_worker_shutdown(self) -> None:
         self.sweeper.stop()
+
+
+def _waiting_schema(snap: FlowSnapshot, name: str) -> dict[str, Any] | None:
+    waiting = snap.waiting
+    if waiting is None or waiting.kind != "signal" or waiting.name != name:
+        return None
+    return waiting.schema_
 
 
 def _model_from_schema(schema: dict[str, Any]) -> type[BaseModel]:

@@ -94,6 +94,8 @@ class FlowSnapshot(_Model):
     delivered_signals: dict[str, Any] = Field(default_factory=dict)
     rejected_signals: list[dict[str, Any]] = Field(default_factory=list)
     parent_flow_id: FlowIdField | None = None
+    # the declared signals and their JSON schemas: callers that never imported the flow validate by them
+    signals: dict[str, dict[str, Any]] = Field(default_factory=dict)
     trace_context: dict[str, str] = Field(default_factory=dict)
     idempotency_key: IdempotencyKeyField | None = None
     version: int = Field(default=0, ge=0)
