@@ -12,10 +12,25 @@ from pathlib import Path
 import redis
 
 
-def spare_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def spare_port(below: int = 55_000) -> int:
+    """A free port below ``below`` (a cluster node also listens on port + 10000)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < below and port != 6379:
+            return port
+    import random
+
+    for _ in range(200):
+        port = random.randint(20_000, below - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no spare port")
 
 
 class RedisServer:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from cruxcelery.flows.base import StoreBase
 from cruxcelery.flows.codec import as_int, opt_text, reply_list, scored
 from cruxcelery.flows.errors import FlowError, InvalidCursor
 from cruxcelery.flows.keys import validate_flow_id, validate_flow_name
+from cruxcelery.flows.persistence import SnapshotOps
 from cruxcelery.flows.snapshot import FlowSummary
 from cruxcelery.flows.status import FLOW_STATUSES, FlowStatus
 
@@ -51,7 +51,7 @@ class _Index:
     status: FlowStatus | None  # set when the index is a status index (used to prune)
 
 
-class ListingOps(StoreBase):
+class ListingOps(SnapshotOps):
     def list_flows(
         self,
         status: FlowStatus | None = None,
@@ -150,10 +150,7 @@ class ListingOps(StoreBase):
             or raw is None
             or (index.status is not None and stored_status != index.status)
         ):
-            # Stale entry: the script re-checks and removes it only if it is still stale.
-            self._scripts.prune(
-                keys=[index.key, self._keys.flow(flow_id)], args=[flow_id, index.status or ""]
-            )
+            self.drop_stale_entry(index.key, index.status, flow_id)
             return None
         if (status is not None and stored_status != status) or (name is not None and stored_name != name):
             return None

@@ -12,7 +12,7 @@ from cruxcelery.flows.clock import now_ms
 from cruxcelery.flows.codec import as_int, opt_text, reply_list, text
 from cruxcelery.flows.errors import FlowError, FlowNotFound, VersionConflict
 from cruxcelery.flows.keys import validate_flow_id, validate_idempotency_key
-from cruxcelery.flows.snapshot import FlowSnapshot
+from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.flows.status import FLOW_STATUSES
 
 _CANCEL_ATTEMPTS = 50
@@ -37,40 +37,60 @@ class SnapshotOps(StoreBase):
 
     def create(self, snapshot: FlowSnapshot, idempotency_key: str | None = None,
                queue: str | None = None) -> tuple[str, bool]:
-        """Store ``snapshot`` and its index entries atomically, unless it exists.
+        """Store ``snapshot`` and its index entries, unless it exists.
 
         Returns ``(flow_id, True)`` when created. Returns ``(existing_id, False)`` without writing
         when the idempotency key (``idempotency_key``, else ``snapshot.idempotency_key``) already
-        maps to a flow of this name, or when the flow id already exists.
+        maps to a stored flow of this name, or when the flow id already exists.
+
+        Crash windows (Redis Cluster: the idempotency key, the flow and the indexes live in
+        different slots, so these are separate calls): the key is claimed first (SET NX), so a
+        crash before the flow is written leaves a key pointing at no flow, and the next call with
+        that key creates the flow under the id the key names. Index entries are added last and
+        idempotently: a crash before them leaves a flow that listings miss until its next save.
         """
         key = idempotency_key if idempotency_key is not None else snapshot.idempotency_key
-        keys = [
-            self._keys.flow(snapshot.flow_id),
-            self._keys.status_index(snapshot.status),
-            self._keys.name_index(snapshot.name),
-            self._keys.all_index(),
-        ]
         if key is not None:
-            keys.append(self._keys.idempotency(snapshot.name, validate_idempotency_key(key)))
+            idem = self._keys.idempotency(snapshot.name, validate_idempotency_key(key))
+            self._keys.flow(snapshot.flow_id)
+            claimed = self._redis.set(idem, snapshot.flow_id, nx=True,
+                                      px=self._idempotency_ttl_ms or None)
+            if not claimed:
+                owner = opt_text(self._redis.get(idem))
+                if owner is not None and owner != snapshot.flow_id:
+                    if self.exists(owner):
+                        return owner, False
+                    snapshot = snapshot.model_copy(update={"flow_id": validate_flow_id(owner)})
             snapshot = snapshot.model_copy(update={"idempotency_key": key})
         data, summary = _encode(snapshot)
-        reply = reply_list(
-            self._scripts.create(
-                keys=keys,
-                args=[
-                    snapshot.flow_id,
-                    data,
-                    summary,
-                    snapshot.status,
-                    snapshot.name,
-                    snapshot.version,
-                    snapshot.updated_at,
-                    self._idempotency_ttl_ms,
-                    queue or "",
-                ],
-            )
-        )
-        return text(reply[1]), as_int(reply[0]) == 1
+        created = as_int(self._scripts.create(
+            keys=[self._keys.flow(snapshot.flow_id)],
+            args=[data, summary, snapshot.status, snapshot.name, snapshot.version, queue or ""],
+        )) == 1
+        if not created:
+            return snapshot.flow_id, False
+        self._index(snapshot.flow_id, snapshot.name, snapshot.status, None, snapshot.updated_at)
+        return snapshot.flow_id, True
+
+    def drop_stale_entry(self, index_key: str, status: str | None, flow_id: str) -> None:
+        """Remove ``flow_id`` from an index it no longer belongs in (a status index other than its
+        status, or any index once the flow is gone); put it back if it moved into that status
+        meanwhile. Two calls: the index and the flow live in different Redis Cluster slots."""
+        self._redis.zrem(index_key, flow_id)
+        stored, raw = self._redis.hmget(self._keys.flow(flow_id), ["status", "summary"])
+        if stored is not None and raw is not None and (status is None or opt_text(stored) == status):
+            self._redis.zadd(index_key, {flow_id: FlowSummary.model_validate_json(raw).updated_at})
+
+    def _index(self, flow_id: str, name: str, status: str, old_status: str | None, score: int) -> None:
+        """Put the flow in its status, name and all indexes (idempotent), and out of its old
+        status index."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(self._keys.status_index(status), {flow_id: score})
+        pipe.zadd(self._keys.name_index(name), {flow_id: score})
+        pipe.zadd(self._keys.all_index(), {flow_id: score})
+        if old_status is not None and old_status != status and old_status in FLOW_STATUSES:
+            pipe.zrem(self._keys.status_index(old_status), flow_id)
+        pipe.execute()
 
     def load(self, flow_id: str) -> FlowSnapshot | None:
         """The stored snapshot, or ``None``."""
@@ -104,8 +124,11 @@ class SnapshotOps(StoreBase):
     def save(self, snapshot: FlowSnapshot, expected_version: int, stored_status: str | None = None) -> FlowSnapshot:
         """Compare-and-set: write ``snapshot`` as version ``expected_version + 1`` (``updated_at`` =
         now) if the stored version is ``expected_version``, moving it to its status index and
-        refreshing its index scores in the same script. ``stored_status`` is the status the caller
-        read with that version (read from Redis when not given).
+        refreshing its index scores right after (a second, idempotent call: Redis Cluster keeps
+        the indexes in other slots; the new status index is written before the snapshot, so a
+        flow is always listed under its current status, and a stale entry elsewhere is pruned by
+        listings). ``stored_status`` is the status the caller read with that version (read from
+        Redis when not given).
 
         Raises ``VersionConflict`` (someone wrote first), ``FlowNotFound`` (no stored snapshot) or
         ``FlowError`` (the name differs from the stored one: names are immutable).
@@ -116,21 +139,16 @@ class SnapshotOps(StoreBase):
             stored_status = opt_text(self._redis.hget(self._keys.flow(snapshot.flow_id), "status")) or ""
         new = snapshot.model_copy(update={"version": expected_version + 1, "updated_at": now_ms()})
         data, summary = _encode(new)
-        keys = [
-            self._keys.flow(new.flow_id),
-            self._keys.name_index(new.name),
-            self._keys.all_index(),
-            self._keys.status_index(stored_status) if stored_status in FLOW_STATUSES else self._keys.all_index(),
-            self._keys.status_index(new.status),
-        ]
-        args: list[str | int] = [
-            new.flow_id, new.name, expected_version, new.version, data, summary, new.status, new.updated_at,
-            stored_status,
-        ]
-        reply = reply_list(self._scripts.save(keys=keys, args=args))
+        if stored_status != new.status:  # first: a flow is always in its current status index
+            self._redis.zadd(self._keys.status_index(new.status), {new.flow_id: new.updated_at})
+        args: list[str | int] = [new.name, expected_version, new.version, data, summary, new.status, stored_status]
+        reply = reply_list(self._scripts.save(keys=[self._keys.flow(new.flow_id)], args=args))
         outcome, detail = text(reply[0]), text(reply[1])
         if outcome == "ok":
+            self._index(new.flow_id, new.name, new.status, stored_status, new.updated_at)
             return new
+        if stored_status != new.status:
+            self.drop_stale_entry(self._keys.status_index(new.status), new.status, new.flow_id)
         if outcome == "missing":
             raise FlowNotFound(new.flow_id)
         if outcome == "conflict":

@@ -19,8 +19,8 @@ class RetentionOps(TimerOps):
         self.remove_timers_for(flow_id)
         ttl = ttl_ms(retention_s, "retention_s")
         pipe = self._redis.pipeline(transaction=False)
-        if signal_names:
-            pipe.delete(*[keys.signal(flow_id, name) for name in signal_names])
+        for name in signal_names:  # one key per command: a cluster pipeline routes each by its slot
+            pipe.delete(keys.signal(flow_id, name))
         for key in keys.per_flow(flow_id, []):
             pipe.pexpire(key, ttl)
         if snap.idempotency_key is not None:
@@ -33,7 +33,8 @@ class RetentionOps(TimerOps):
         flow_id = snap.flow_id
         self.remove_timers_for(flow_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.delete(*keys.per_flow(flow_id, signal_names))
+        for key in keys.per_flow(flow_id, signal_names):
+            pipe.delete(key)
         if snap.idempotency_key is not None:
             pipe.delete(keys.idempotency(snap.name, snap.idempotency_key))
         pipe.zrem(keys.status_index(snap.status), flow_id)

@@ -1,5 +1,6 @@
 """The Lua scripts of the flow store. Each runs atomically in Redis; every key it touches is
-passed in ``KEYS`` (built by ``FlowKeys``), never assembled in Lua. Registering a script computes
+passed in ``KEYS`` (built by ``FlowKeys``), never assembled in Lua, and all of them share one
+Redis Cluster slot (one flow's hash tag, or one global key). Registering a script computes
 its SHA only: nothing talks to Redis until the first call (which loads it on ``NOSCRIPT``)."""
 
 from __future__ import annotations
@@ -9,60 +10,29 @@ from dataclasses import dataclass
 import redis
 from redis.commands.core import Script
 
-# Create a snapshot and its index entries, or return the existing owner.
-# KEYS: 1 flow hash, 2 status index, 3 name index, 4 all index, [5 idempotency key]
-# ARGV: 1 flow id, 2 snapshot JSON, 3 summary JSON, 4 status, 5 name, 6 version, 7 score,
-#       8 idempotency TTL ms (0: no expiry), 9 the queue the flow's task is routed to ('' for default)
-# Returns {1, flow id} when created, {0, existing flow id} otherwise.
+# Create a snapshot unless the flow exists (one slot: the flow's hash only).
+# KEYS: 1 flow hash. ARGV: 1 snapshot JSON, 2 summary JSON, 3 status, 4 name, 5 version,
+#       6 the queue the flow's task is routed to ('' for the default).
+# Returns 1 when created, 0 when the flow already existed.
 CREATE = """
-if #KEYS == 5 then
-  local owner = redis.call('GET', KEYS[5])
-  if owner then return {0, owner} end
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {0, ARGV[1]} end
-redis.call('HSET', KEYS[1], 'version', ARGV[6], 'status', ARGV[4], 'name', ARGV[5],
-           'data', ARGV[2], 'summary', ARGV[3], 'queue', ARGV[9])
-redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
-if #KEYS == 5 then
-  if tonumber(ARGV[8]) > 0 then
-    redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[8])
-  else
-    redis.call('SET', KEYS[5], ARGV[1])
-  end
-end
-return {1, ARGV[1]}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[5], 'status', ARGV[3], 'name', ARGV[4],
+           'data', ARGV[1], 'summary', ARGV[2], 'queue', ARGV[6])
+return 1
 """
 
-# Compare-and-set a snapshot and move it between indexes. The caller names the status it read
-# (its index is KEYS[4]): with the version unchanged that is the stored one, so only two status
-# indexes are touched.
-# KEYS: 1 flow hash, 2 name index, 3 all index, 4 stored status index, 5 new status index
-# ARGV: 1 flow id, 2 name, 3 expected version, 4 new version, 5 snapshot JSON, 6 summary JSON,
-#       7 new status, 8 score, 9 stored status
+# Compare-and-set a snapshot (one slot: the flow's hash only). The caller names the status it
+# read with that version; the indexes are moved by a second, idempotent call.
+# KEYS: 1 flow hash. ARGV: 1 name, 2 expected version, 3 new version, 4 snapshot JSON,
+#       5 summary JSON, 6 new status, 7 stored status
 # Returns {'ok', new version} | {'missing', ''} | {'conflict', stored version} | {'name', stored name}
 SAVE = """
 local cur = redis.call('HMGET', KEYS[1], 'version', 'name', 'status')
 if not cur[1] then return {'missing', ''} end
-if tonumber(cur[1]) ~= tonumber(ARGV[3]) or cur[3] ~= ARGV[9] then return {'conflict', cur[1]} end
-if cur[2] ~= ARGV[2] then return {'name', cur[2] or ''} end
-redis.call('HSET', KEYS[1], 'version', ARGV[4], 'status', ARGV[7], 'data', ARGV[5], 'summary', ARGV[6])
-if ARGV[9] ~= ARGV[7] then redis.call('ZREM', KEYS[4], ARGV[1]) end
-redis.call('ZADD', KEYS[5], ARGV[8], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
-return {'ok', ARGV[4]}
-"""
-
-# Drop an index member whose snapshot is gone or (for a status index) has another status.
-# KEYS: 1 index, 2 flow hash. ARGV: 1 flow id, 2 the index's status or ''. Returns 1 if removed.
-PRUNE = """
-local status = redis.call('HGET', KEYS[2], 'status')
-if (not status) or (ARGV[2] ~= '' and status ~= ARGV[2]) then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 0
+if tonumber(cur[1]) ~= tonumber(ARGV[2]) or cur[3] ~= ARGV[7] then return {'conflict', cur[1]} end
+if cur[2] ~= ARGV[1] then return {'name', cur[2] or ''} end
+redis.call('HSET', KEYS[1], 'version', ARGV[3], 'status', ARGV[6], 'data', ARGV[4], 'summary', ARGV[5])
+return {'ok', ARGV[3]}
 """
 
 # KEYS: 1 lease. ARGV: 1 token, 2 ttl ms. Returns 1 if the token holds the lease (and it was extended).
@@ -97,18 +67,6 @@ end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 0
 """
-
-# Arm a timer and remember it in the flow's timer set (kept at least ARGV[3] ms).
-# KEYS: 1 timers, 2 flow timers. ARGV: 1 member, 2 due ms, 3 flow timer set ttl ms.
-ADD_TIMER = """
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[1])
-if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-end
-return 1
-"""
-
 
 # Claim a due timer: push its score CLAIM into the future so no other sweeper takes it; the
 # claimer removes it once it fired (a claimer that dies leaves it to fire again).
@@ -163,11 +121,9 @@ class FlowScripts:
 
     create: Script
     save: Script
-    prune: Script
     renew_lease: Script
     release_lease: Script
     acquire_or_wake: Script
-    add_timer: Script
     claim_timer: Script
     take_signal: Script
     push_signal: Script
@@ -178,11 +134,9 @@ class FlowScripts:
         return cls(
             create=client.register_script(CREATE),
             save=client.register_script(SAVE),
-            prune=client.register_script(PRUNE),
             renew_lease=client.register_script(RENEW_LEASE),
             release_lease=client.register_script(RELEASE_LEASE),
             acquire_or_wake=client.register_script(ACQUIRE_OR_WAKE),
-            add_timer=client.register_script(ADD_TIMER),
             claim_timer=client.register_script(CLAIM_TIMER),
             take_signal=client.register_script(TAKE_SIGNAL),
             push_signal=client.register_script(PUSH_SIGNAL),

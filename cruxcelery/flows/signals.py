@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from cruxcelery.flows.base import StoreBase
@@ -57,11 +56,3 @@ class SignalOps(StoreBase):
 
     def pending_signal_count(self, flow_id: str, name: str) -> int:
         return int(self._redis.llen(self._keys.signal(flow_id, name)))
-
-    def clear_signals(self, flow_id: str, names: Iterable[str]) -> int:
-        """Delete the pending signals of the given names (never discovered by SCAN); returns the
-        number of non-empty lists deleted."""
-        keys = [self._keys.signal(flow_id, name) for name in names]
-        if not keys:
-            return 0
-        return int(self._redis.delete(*keys))

@@ -6,7 +6,7 @@ Each concern lives in its own module and is mixed in here:
 - ``leases.LeaseOps``: ``acquire_lease_or_request_wake``, ``renew_lease``, ``release_lease``
 - ``recovery.RecoveryOps``: the lease index, the outbox, claims, worker heartbeats, the sweeper lock
 - ``signals.SignalOps``: ``push_signal``, ``take_signal``, ``delivered_signals``,
-  ``forget_delivered``, ``pending_signal_count``, ``clear_signals``
+  ``forget_delivered``, ``pending_signal_count``
 - ``children.ChildResultOps``: ``put_child_result``, ``get_child_result``
 - ``timers.TimerOps``: ``add_timer``, ``due_timers``, ``claim_timer``, ``drop_timer``,
   ``next_due_ms``, ``remove_timers_for``, deferred publishes
@@ -22,13 +22,12 @@ from __future__ import annotations
 from cruxcelery.flows.children import ChildResultOps
 from cruxcelery.flows.leases import LeaseOps
 from cruxcelery.flows.listing import ListingOps
-from cruxcelery.flows.persistence import SnapshotOps
 from cruxcelery.flows.retention import RetentionOps
 from cruxcelery.flows.signals import SignalOps
 
 __all__ = ["RedisFlowStore"]
 
 
-class RedisFlowStore(SnapshotOps, LeaseOps, SignalOps, ChildResultOps, RetentionOps, ListingOps):
+class RedisFlowStore(ListingOps, LeaseOps, SignalOps, ChildResultOps, RetentionOps):
     """``RedisFlowStore(redis_client, keys=FlowKeys(prefix), *, signal_ttl_s=30 days,
     wake_ttl_s=1 day, child_result_ttl_s=30 days, idempotency_ttl_s=None)``."""

@@ -52,12 +52,17 @@ CLAIM_MS = 30_000
 
 class TimerOps(StoreBase):
     def add_timer(self, timer: Timer) -> None:
-        """Arm ``timer`` at ``timer.due_ms``. Adding the same timer again moves its due time."""
+        """Arm ``timer`` at ``timer.due_ms``. Adding the same timer again moves its due time.
+        The flow's timer set is written first, so the set always covers the sorted set."""
         ttl = max(timer.due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
-        self._scripts.add_timer(
-            keys=[self._keys.timers(), self._keys.flow_timers(timer.flow_id)],
-            args=[timer.member(), timer.due_ms, ttl],
-        )
+        member = timer.member()
+        flow_set = self._keys.flow_timers(timer.flow_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(flow_set, member)
+        pipe.pexpire(flow_set, ttl, gt=True)
+        pipe.pexpire(flow_set, ttl, nx=True)
+        pipe.zadd(self._keys.timers(), {member: timer.due_ms})
+        pipe.execute()
 
     def due_timers(self, now_ms: int, limit: int = 100) -> list[Timer]:
         """Timers due at ``now_ms``, earliest first (not claimed: call ``claim_timer`` on each).
@@ -125,7 +130,7 @@ class TimerOps(StoreBase):
                 doomed.append(member)
         if not doomed:
             return 0
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(self._keys.timers(), *doomed)
         pipe.srem(flow_set, *doomed)
         return int(text(reply_list(pipe.execute())[0]))

@@ -73,17 +73,6 @@ def test_signal_names_are_separate_queues(store: RedisFlowStore) -> None:
     assert store.take_signal("f2", "approval", "approval#0") == (True, 3)
 
 
-def test_clear_signals_deletes_only_the_named_queues(store: RedisFlowStore) -> None:
-    store.push_signal("f1", "approval", 1)
-    store.push_signal("f1", "review", 2)
-
-    assert store.clear_signals("f1", ["approval", "missing"]) == 1
-
-    assert store.pending_signal_count("f1", "approval") == 0
-    assert store.pending_signal_count("f1", "review") == 1
-    assert store.clear_signals("f1", []) == 0
-
-
 def test_signal_queue_expires(store: RedisFlowStore) -> None:
     store.push_signal("f1", "approval", 1)
     assert store.redis.pttl(store.keys.signal("f1", "approval")) > 29 * 86_400_000
