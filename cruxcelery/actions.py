@@ -102,6 +102,11 @@ class ActionContext:
 _HELPERS = CruxHelpers()
 
 
+def action_context(task: Task[Any, Any], request: Any) -> ActionContext:
+    """The ``ctx`` a handler receives (flows build one for each execution)."""
+    return ActionContext(_HELPERS, task, request)
+
+
 class CruxTask(Task[Any, Any]):
     """A Celery task that restores Crux context, opens its run or span, validates its args at the
     caller and in the worker, and flushes telemetry in ``finally``."""

@@ -80,6 +80,14 @@ class Runtime:
     def instances(cls) -> list[Runtime]:
         return [runtime for ref in Runtime._created if (runtime := ref()) is not None]
 
+    def close(self) -> None:
+        """Forget this runtime: it is no longer ``current()`` and its app no longer has one
+        (for tests and short-lived scripts that build several)."""
+        with Runtime._lock:
+            Runtime._created = [ref for ref in Runtime._created if ref() not in (None, self)]
+        if getattr(self.app, "_cruxcelery", None) is self:
+            del self.app._cruxcelery
+
     # -- extensions ------------------------------------------------------------------------------
     def add_extension(self, extension: Extension) -> None:
         """Register a lifecycle extension (see ``cruxcelery.extensions``)."""

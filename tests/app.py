@@ -181,7 +181,6 @@ def applies(ctx: ActionContext, args: dict[str, Any]) -> Any:
     return leaf.apply(args=({"topic": "inline"},)).get()
 
 
-import tests.app_flows  # noqa: E402,F401  (the flows the suite drives register on this app)
 
 
 class Opaque:
@@ -254,3 +253,6 @@ def rejecting(ctx: ActionContext, args: Topic) -> None:
     from celery.exceptions import Reject
 
     raise Reject("not for us", requeue=False)
+
+
+import tests.app_flows  # noqa: E402,F401  (the flows the suite drives register on this app)

@@ -131,7 +131,6 @@ def run_parent(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
 
 from tests.app import big, flaky_auto  # noqa: E402
 
-
 big_flow = crux.flow("t-big", args=Plain)
 
 

@@ -55,6 +55,23 @@ def sink(celery_test_app: Any, worker: Any) -> Any:
     return sink
 
 
+@pytest.fixture()
+def make_crux() -> Iterator[Any]:
+    """Build a throwaway ``Crux`` for one test; it is closed after it, so it never stays the
+    process's ``current()`` runtime."""
+    from cruxcelery import Crux
+
+    made: list[Any] = []
+
+    def make(app: Any, settings: Any = None) -> Any:
+        made.append(Crux(app, settings))
+        return made[-1]
+
+    yield make
+    for crux in made:
+        crux.close()
+
+
 @pytest.fixture(autouse=True)
 def _every_record_is_valid() -> Iterator[None]:
     """Every record any test makes the in-thread worker emit must validate against the v5 models

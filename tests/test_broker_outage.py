@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -33,12 +34,12 @@ def broker(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture()
-def crux(broker: RedisServer) -> Crux:
+def crux(broker: RedisServer, make_crux: Any) -> Crux:
     queue = f"crux-outage-{uuid.uuid4().hex[:8]}"
     app = Celery("crux_outage", broker=broker.url)  # no result backend: only the broker goes down
     app.conf.update(task_default_queue=queue, task_serializer="json", result_serializer="json",
                     accept_content=["json"], task_publish_retry=False)
-    return Crux(app, CruxSettings(redis_url="redis://127.0.0.1:6379/12", key_prefix=f"crux-o-{queue}"))
+    return make_crux(app, CruxSettings(redis_url="redis://127.0.0.1:6379/12", key_prefix=f"crux-o-{queue}"))
 
 
 def _queued(broker: RedisServer, crux: Crux) -> int:

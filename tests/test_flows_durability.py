@@ -13,7 +13,6 @@ import redis
 
 from cruxcelery import (
     ConfigurationError,
-    Crux,
     CruxSettings,
     FlowCompleted,
     SignalRejected,
@@ -146,9 +145,9 @@ def test_delete_flow_and_purge_flows_remove_every_key(worker):
     assert not store.redis.exists(store.keys.flow(second))
 
 
-def test_calls_while_redis_is_down_raise_store_unavailable_within_the_timeout():
+def test_calls_while_redis_is_down_raise_store_unavailable_within_the_timeout(make_crux):
     app = json_app("crux_down", "redis://127.0.0.1:1/0", "crux-down")
-    crux = Crux(app, CruxSettings(redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.5, key_prefix="crux-down"))
+    crux = make_crux(app, CruxSettings(redis_url="redis://127.0.0.1:1/0", redis_timeout_s=0.5, key_prefix="crux-down"))
     handle = crux.flow("down", args=_Args)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as down:
@@ -159,18 +158,18 @@ def test_calls_while_redis_is_down_raise_store_unavailable_within_the_timeout():
         handle.start({})
 
 
-def test_flows_refuse_to_guess_a_redis_when_the_broker_is_not_redis():
+def test_flows_refuse_to_guess_a_redis_when_the_broker_is_not_redis(make_crux):
     app = json_app("crux_amqp", "redis://127.0.0.1:6379/12", "crux-amqp")
     app.conf.broker_url = "amqp://guest@127.0.0.1:5672//"
-    crux = Crux(app, CruxSettings(key_prefix="crux-amqp"))
+    crux = make_crux(app, CruxSettings(key_prefix="crux-amqp"))
     handle = crux.flow("amqp", args=_Args)
     with pytest.raises(ConfigurationError, match="CRUX_REDIS_URL"):
         handle.status("flow_x")
 
 
-def test_an_app_switched_to_pickle_after_crux_is_refused_before_publishing():
+def test_an_app_switched_to_pickle_after_crux_is_refused_before_publishing(make_crux):
     app = json_app("crux_pickle", "redis://127.0.0.1:6379/12", f"crux-pickle-{uuid.uuid4().hex[:6]}")
-    crux = Crux(app, CruxSettings(key_prefix="crux-pickle"))
+    crux = make_crux(app, CruxSettings(key_prefix="crux-pickle"))
 
     @crux.action(name="p.noop")
     def noop(ctx, args):
@@ -212,12 +211,12 @@ class _Args(BaseModel):
     pass
 
 
-def test_a_process_that_never_imported_the_flow_still_validates_its_signals(worker):
+def test_a_process_that_never_imported_the_flow_still_validates_its_signals(worker, make_crux):
     from tests.app import REDIS
 
     flow_id = resumable.start({})
     wait_status(resumable, flow_id, "suspended")
-    web = Crux(json_app("crux_web", REDIS, "crux-web-unused"), CruxSettings(key_prefix="crux-t"))
+    web = make_crux(json_app("crux_web", REDIS, "crux-web-unused"), CruxSettings(key_prefix="crux-t"))
 
     with pytest.raises(SignalRejected, match="declares no signal 'goo'"):
         signal_flow(flow_id, "goo", {"topic": "typo"}, crux=web)
@@ -226,3 +225,29 @@ def test_a_process_that_never_imported_the_flow_still_validates_its_signals(work
     assert refused.value.errors[0]["loc"] == ["topic"]
     signal_flow(flow_id, "go", {"topic": "from the web"}, crux=web)
     assert resumable.result(flow_id, timeout_s=15).output == "from the web"
+
+
+def test_with_observability_flush_decorates_methods():
+    from cruxcelery import with_observability_flush
+
+    class View:
+        @with_observability_flush(timeout_s=0.1)
+        def handle(self, value: int) -> int:
+            return value * 2
+
+    assert View().handle(21) == 42
+
+
+def test_the_envelope_encoder_keeps_the_cap_the_decoder_enforces():
+    from cruxcelery.envelope import Envelope, EnvelopeCodec
+    from cruxcelery.telemetry import ids
+
+    codec = EnvelopeCodec(max_bytes=400)
+    envelope = Envelope(kind="continuation", operation_id=ids.run_id(), run_id=ids.run_id(),
+                        trace_id="a" * 32, parent_span_id="b" * 16, segment_id=ids.segment_id(),
+                        label="x" * 200, run_name="y" * 200)
+
+    raw = codec.encode(envelope)
+
+    assert len(raw.encode()) <= 400
+    assert codec.decode(raw) is not None

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery import flushing
-from cruxcelery.actions import _HELPERS, ActionContext
+from cruxcelery.actions import action_context
 from cruxcelery.context import ActiveContext, activate
 from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
@@ -157,7 +157,7 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         run.begin()
         with activate(ctx):
             output = handle.call(FlowScope(run, handle.args.model_validate(snap.input)),
-                                 ActionContext(_HELPERS, handle.task, None))
+                                 action_context(handle.task, None))
             output = lossless("the flow's return value", output)
         run.save(status="completed", output=output, waiting=None, suspended_at=None)
         span.artifact("output", output)
