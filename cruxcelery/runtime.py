@@ -80,6 +80,12 @@ class Runtime:
     def instances(cls) -> list[Runtime]:
         return [runtime for ref in Runtime._created if (runtime := ref()) is not None]
 
+    def make_current(self) -> None:
+        """Make this the runtime that ``current()`` returns (module-level functions such as
+        ``signal_flow`` and ``with_context`` use it). By default the most recently created one is."""
+        with Runtime._lock:
+            Runtime._created = [*(ref for ref in Runtime._created if ref() not in (None, self)), weakref.ref(self)]
+
     def close(self) -> None:
         """Forget this runtime: it is no longer ``current()`` and its app no longer has one
         (for tests and short-lived scripts that build several)."""

@@ -55,6 +55,17 @@ def sink(celery_test_app: Any, worker: Any) -> Any:
     return sink
 
 
+@pytest.fixture(autouse=True)
+def _the_test_app_is_current() -> None:
+    """Other app modules (the crash, chaos and split-deployment apps their workers run) build a
+    ``Crux`` too when a test imports them: module-level calls here mean the test app's."""
+    import sys
+
+    test_app = sys.modules.get("tests.app")
+    if test_app is not None:
+        test_app.crux.make_current()
+
+
 @pytest.fixture()
 def make_crux() -> Iterator[Any]:
     """Build a throwaway ``Crux`` for one test; it is closed after it, so it never stays the

@@ -23,8 +23,8 @@ class FlowsExtension(Extension):
     def on_received(self, execution: Execution) -> None:
         """A worker reserved a flow task or a durable child: claim it for this worker, so the
         sweeper re-publishes it if the worker dies before it ends."""
-        if execution.task_id is None or not _must_not_be_lost(execution):
-            return
+        if execution.task_id is None or not _must_not_be_lost(execution) or not self.flows.sweeper.running:
+            return  # without this worker's heartbeat a claim would look dead at once
         request = execution.request
         delivery = getattr(request, "delivery_info", None) or {}
         message = {

@@ -5,8 +5,9 @@ heartbeats its worker id; then, if it holds the sweeper lock (one sweeper at a t
 workers), it:
 
 1. fires due timers (timeouts, re-checks, deferred publishes);
-2. re-publishes messages claimed by a worker whose heartbeat stopped (flow tasks and durable
-   children it had reserved or was running when it died);
+2. re-publishes messages claimed by a worker whose heartbeat stopped for the lease or 10 s,
+   whichever is shorter (flow tasks and durable children it had reserved or was running when it
+   died);
 3. resumes flows whose execution lease lapsed with nobody holding it (their worker died
    mid-execution, or Redis failed under it), at most once per ``RECOVER_AFTER`` leases per flow, so
    a backlog is never multiplied;
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime
 
 log = logging.getLogger("cruxcelery.flows")
-WORKER_TIMEOUT_S = 10.0  # a worker whose heartbeat is older is dead: its claims are re-published
+WORKER_TIMEOUT_S = 10.0  # at most: a worker silent longer is dead and its claims are re-published
 OUTBOX_GRACE_MS = 2_000  # an outbox entry older than this was not published by its writer
 RECOVER_AFTER = 4  # a recovered flow is not recovered again for this many lease periods
 
@@ -47,6 +48,10 @@ class Sweeper:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -97,7 +102,9 @@ class Sweeper:
         claims = store.claims()
         if not claims:
             return 0
-        alive = store.live_workers(clock.now_ms() - int(WORKER_TIMEOUT_S * 1000)) | {self.worker_id}
+        settings = self._flows.crux.settings
+        timeout_s = max(3 * settings.sweep_interval_s, min(WORKER_TIMEOUT_S, settings.flow_lease_s))
+        alive = store.live_workers(clock.now_ms() - int(timeout_s * 1000)) | {self.worker_id}
         republished = 0
         for task_id, claim in claims.items():
             if claim.get("worker") in alive:
