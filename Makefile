@@ -18,7 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 	$(VENV)/bin/python -m mypy cruxcelery
-	$(VENV)/bin/python -m ruff check cruxcelery tasks flows tests bench
+	$(VENV)/bin/python -m ruff check cruxcelery tasks flows tests bench examples
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench

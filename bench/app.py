@@ -50,6 +50,12 @@ def plain_work(n: int = 0) -> int:
     return n
 
 
+@app.task(name="bench.plain_work_late", acks_late=True, reject_on_worker_lost=True)
+def plain_work_late(n: int = 0) -> int:
+    time.sleep(WORK_S)
+    return n
+
+
 @crux.action(name="bench.action_work", observability_name="bench action with work", args=Empty)
 def action_work(ctx: ActionContext, args: Empty) -> int:
     time.sleep(WORK_S)
@@ -85,3 +91,26 @@ waiting = crux.flow("bench-signal", args=Empty, signals={"go": Go})
 @waiting.handler
 def run_waiting(scope: FlowScope[Empty], args: Empty, ctx: ActionContext) -> Any:
     return scope.suspend("go").ok
+
+
+# -- profiling one no-op action in a prefork child (``python -m bench.profile``) -------------------
+
+if os.environ.get("CRUX_BENCH_PROFILE"):
+    from celery import signals
+
+    _profiler: list[Any] = []
+
+    @signals.worker_process_init.connect(weak=False)
+    def _start_profiler(**_: Any) -> None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0005)
+        profiler.start()
+        _profiler.append(profiler)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def _stop_profiler(**_: Any) -> None:
+        if _profiler:
+            from bench.profile import save
+
+            save(_profiler.pop(), os.environ["CRUX_BENCH_PROFILE"])

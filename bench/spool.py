@@ -37,6 +37,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def pct(values: list[float], q: float) -> float:
+    return _pct(values, q)
+
+
+def fmt_ms(values: list[float]) -> str:
+    return _ms(values)
+
+
 def _ms(values: list[float]) -> str:
     return f"p50 {_pct(values, 0.5) * 1e3:.3f} ms, p90 {_pct(values, 0.9) * 1e3:.3f} ms"
 

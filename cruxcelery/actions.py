@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 from cruxcelery import args as action_args
 from cruxcelery import context, execution, flushing
 from cruxcelery.errors import InvalidArgs, NotInAction
 from cruxcelery.publishing import publish
 from cruxcelery.scheduling import Scheduler
+from cruxcelery.telemetry import redaction
 
 if TYPE_CHECKING:
     from celery.result import AsyncResult
@@ -130,8 +133,10 @@ class CruxTask(Task[Any, Any]):
         positional, keywords = action_args.to_message(value)
         return super().apply_async(positional, keywords, task_id, **options)
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], scope: ExitStack | None = None) -> Any:
         value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
+        if scope is not None and may_hold_secrets(self.crux_args_model):
+            _safely(_redact_secrets_of, value, scope)  # from every record of this execution, to its flush
         return action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, self.request), value))
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -150,9 +155,10 @@ class CruxTask(Task[Any, Any]):
             return self._call(args, kwargs)
         reset = context.enter(ex.ctx, attach_otel=False)  # until task_postrun: chain links need it
         try:
-            with flushing.budget(runtime.settings.flush_timeout_s), context.otel_attached(ex.ctx):
+            with flushing.budget(runtime.settings.flush_timeout_s), context.otel_attached(ex.ctx), \
+                    ExitStack() as secrets_scope:  # closes after the flush below
                 try:
-                    result = self._call(args, kwargs)
+                    result = self._call(args, kwargs, secrets_scope)
                 except BaseException as exc:
                     _safely(execution.close_execution, ex, exc)
                     raise
@@ -163,6 +169,64 @@ class CruxTask(Task[Any, Any]):
                     runtime.flush()
         finally:
             execution.defer_or_run(getattr(request, "id", None), reset)
+
+
+# -- secret values of an action's args --------------------------------------------------------------
+
+_SECRET_TYPES = (SecretStr, SecretBytes)
+_may_hold: dict[Any, bool] = {}
+
+
+def may_hold_secrets(model: type[BaseModel] | None) -> bool:
+    """Could a validated instance of ``model`` hold a ``SecretStr``? (Cached per model: models
+    without secret fields cost nothing per action.)"""
+    if model is None:
+        return False
+    known = _may_hold.get(model)
+    if known is None:
+        known = _may_hold[model] = _annotation_may_hold(model, set())
+    return known
+
+
+def _annotation_may_hold(annotation: Any, seen: set[int]) -> bool:
+    if id(annotation) in seen:
+        return False
+    seen.add(id(annotation))
+    if annotation is Any or annotation is object:
+        return True
+    if isinstance(annotation, type):
+        if issubclass(annotation, _SECRET_TYPES):
+            return True
+        if issubclass(annotation, BaseModel):
+            return any(_annotation_may_hold(field.annotation, seen) for field in annotation.model_fields.values())
+        return False
+    if isinstance(annotation, typing.TypeVar):
+        return True
+    return any(_annotation_may_hold(arg, seen) for arg in typing.get_args(annotation))
+
+
+def secret_values(value: Any, depth: int = 0) -> Iterator[Any]:
+    """The ``SecretStr``/``SecretBytes`` values in a validated args model (nested models, lists,
+    tuples, sets and dict values included)."""
+    if depth > 16:
+        return
+    if isinstance(value, _SECRET_TYPES):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from secret_values(getattr(value, name, None), depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from secret_values(item, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from secret_values(item, depth + 1)
+
+
+def _redact_secrets_of(value: Any, scope: ExitStack) -> None:
+    found = list(secret_values(value))
+    if found:
+        scope.enter_context(redaction.secrets(found))
 
 
 def _safely(fn: Callable[..., object], *args: Any) -> None:

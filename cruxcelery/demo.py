@@ -8,6 +8,7 @@ module by name."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -74,7 +75,25 @@ def wait_quiet(records_file: Path, settle_s: float = 1.0, timeout_s: float = 30.
     return last
 
 
-def run(app_module: str = "tasks") -> int:
+EXAMPLES_APP = "cruxcelery.examples"
+
+
+def default_app() -> str:
+    """``tasks`` when the working directory holds the repository's reference app (it has a
+    ``tasks/demo.py``), else the demo app shipped with the package. Imports nothing."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `celery -A`: the app lives in the working dir
+    try:
+        spec = importlib.util.find_spec("tasks")
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return "tasks" if any((Path(p) / "demo.py").is_file() for p in locations) else EXAMPLES_APP
+
+
+def run(app_module: str | None = None) -> int:
+    app_module = app_module or default_app()
+    print(f"cruxcelery demo: the app {app_module}")
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="crux-demo-") as tmp:
         url = redis_url(stack)
         records_file, log_file = Path(tmp) / "records.jsonl", Path(tmp) / "worker.log"

@@ -14,17 +14,19 @@ from typing import Any, ClassVar, TypeVar
 from celery import Celery
 from pydantic import BaseModel
 
-from cruxcelery import flushing, hooks
+from cruxcelery import flushing, hooks, telemetry_setup
 from cruxcelery.actions import ActionContext, CruxTask, make_action
 from cruxcelery.envelope import EnvelopeCodec
 from cruxcelery.errors import ConfigurationError
-from cruxcelery.extensions import Extension, Extensions, Worker
+from cruxcelery.extensions import Extension, Extensions
 from cruxcelery.scheduling import DeferredPublisher
 from cruxcelery.settings import CruxSettings
-from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.sinks import JsonlFileSink
+from cruxcelery.telemetry_setup import TelemetryDelivery
+
+__all__ = ["Runtime", "TelemetryDelivery", "refuse_pickle"]
 
 log = logging.getLogger("cruxcelery")
 
@@ -49,11 +51,12 @@ class Runtime:
         self.recorder = Recorder(enabled=self.settings.telemetry_enabled)
         if self.settings.records_file:
             self.recorder.add_exporter(JsonlFileSink(self.settings.records_file))
-        http = HttpExporter.from_settings(self.settings) if self.settings.telemetry_enabled else None
-        if http is not None:
-            self.recorder.add_exporter(http)
+        telemetry_setup.configure_redaction(self.settings)
+        delivery = telemetry_setup.build(self.settings, app.conf.broker_url)
+        if delivery.exporter is not None:
+            self.recorder.add_exporter(delivery.exporter)
         self.extensions = Extensions()
-        self.extensions.add(TelemetryDelivery(self))
+        self.extensions.add(TelemetryDelivery(self, delivery.spool_url))
         # delays longer than one countdown hop go through this (the flow timers, when present)
         self.deferred: DeferredPublisher | None = None
         app._cruxcelery = self  # type: ignore[attr-defined]
@@ -160,21 +163,6 @@ class Runtime:
             if callable(counters):
                 health[type(exporter).__name__] = counters()
         return health
-
-
-class TelemetryDelivery(Extension):
-    """Flushes what is left when a worker or one of its pool processes shuts down (best effort:
-    the guarantee is the flush at the end of every action)."""
-
-    name = "telemetry"
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = weakref.ref(runtime)
-
-    def on_worker_shutdown(self, worker: Worker) -> None:
-        runtime = self._runtime()
-        if runtime is not None:
-            runtime.shutdown()
 
 
 def refuse_pickle(app: Celery) -> None:

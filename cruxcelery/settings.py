@@ -21,13 +21,21 @@
 | CRUX_FLOW_RETENTION_S | flow_retention_s | ``604800`` (7 days) | finished flows and all their keys expire this long after they finish |
 | CRUX_SIGNAL_MAX_BYTES | signal_max_bytes | ``1048576`` | larger signal payloads (as JSON) are refused with ``SignalRejected`` |
 | CRUX_TIMER_HOP_S | timer_hop_s | half the broker visibility timeout, at most ``300`` | longest countdown of one timer wake-up |
+| CRUX_TELEMETRY_REDIS_URL | telemetry_redis_url | ``CRUX_REDIS_URL``, else the broker URL when it is Redis; none otherwise | the Redis holding the telemetry spool (the stream ``{prefix}:telemetry``) |
+| CRUX_SPOOL | spool | ``auto`` | ``auto``: spool when a telemetry Redis is known and ``CRUX_DEVTOOLS_URL`` is set; ``on``: whenever a telemetry Redis is known (a ``cruxcelery forward`` process or devtools reads it); ``off``: never (records go over HTTP from an in-process queue) |
+| CRUX_SPOOL_MAX_ENTRIES | spool_max_entries | ``100000`` | ``MAXLEN ~`` of the spool stream (one entry per action flush); what is trimmed unread is counted |
+| CRUX_FORWARDER | forwarder | ``auto`` | ``auto``/``on``: every worker process runs a forwarder thread (spool -> devtools) when a spool and ``CRUX_DEVTOOLS_URL`` exist; ``off``: none (run ``cruxcelery forward`` instead) |
+| CRUX_FORWARDER_CLAIM_IDLE_S | forwarder_claim_idle_s | ``30`` | a dead forwarder's unacknowledged spool entries are claimed by another after this long |
+| CRUX_REDACT_PATTERNS | redact_patterns | none | extra regexes whose matches are redacted from every record (a JSON array of strings, or one regex per line), on top of the defaults (bearer tokens, common API key shapes) |
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -36,6 +44,7 @@ from cruxcelery.errors import ConfigurationError
 _ENV_PREFIX = "CRUX_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class CruxSettings(BaseModel):
@@ -62,6 +71,45 @@ class CruxSettings(BaseModel):
     sweep_interval_s: float = Field(default=1.0, ge=0.05, le=3600)
     flow_retention_s: float = Field(default=7 * 86400.0, gt=0)
     signal_max_bytes: int = Field(default=1024 * 1024, ge=64)
+    telemetry_redis_url: str | None = None
+    spool: Literal["auto", "on", "off"] = "auto"
+    spool_max_entries: int = Field(default=100_000, ge=1)
+    forwarder: Literal["auto", "on", "off"] = "auto"
+    forwarder_claim_idle_s: float = Field(default=30.0, gt=0, le=86400)
+    redact_patterns: tuple[str, ...] = ()
+
+    @field_validator("spool", "forwarder", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            return "on" if lowered in _TRUE else "off" if lowered in _FALSE else lowered
+        return value
+
+    @field_validator("telemetry_redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(_REDIS_SCHEMES):
+            raise ValueError("CRUX_TELEMETRY_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        return value.strip()
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _patterns(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            lines = [line for line in text.splitlines() if line.strip()]
+            value = json.loads(text) if text.startswith("[") else lines
+        for pattern in value or ():
+            try:
+                re.compile(pattern)  # a bad regex fails here, at startup
+            except (re.error, TypeError) as exc:
+                raise ValueError(f"CRUX_REDACT_PATTERNS: {pattern!r} is not a regex: {exc}") from exc
+        return value
 
     @field_validator("devtools_url")
     @classmethod

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from cruxcelery import CruxSettings
-from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.records import validate_record
+from cruxcelery.telemetry_setup import http_exporter
 from tests.helpers import only, wait_span
 from tests.receiver import Receiver, free_port
 
@@ -21,7 +21,7 @@ FLUSH_BOUND_S = 1.0  # the test app's CRUX_FLUSH_TIMEOUT_S
 def devtools(celery_test_app, worker) -> Iterator[Receiver]:
     """A real receiver on 127.0.0.1 wired into the test app's Crux as an HTTP exporter."""
     with Receiver() as receiver:
-        exporter = HttpExporter.from_settings(CruxSettings(devtools_url=receiver.url))
+        exporter = http_exporter(CruxSettings(devtools_url=receiver.url))
         assert exporter is not None
         celery_test_app.crux.add_exporter(exporter)
         try:
@@ -33,7 +33,7 @@ def devtools(celery_test_app, worker) -> Iterator[Receiver]:
 
 @pytest.fixture()
 def dead_devtools(celery_test_app, worker) -> Iterator[None]:
-    exporter = HttpExporter.from_settings(CruxSettings(devtools_url=f"http://127.0.0.1:{free_port()}"))
+    exporter = http_exporter(CruxSettings(devtools_url=f"http://127.0.0.1:{free_port()}"))
     assert exporter is not None
     celery_test_app.crux.add_exporter(exporter)
     yield

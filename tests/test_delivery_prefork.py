@@ -25,12 +25,12 @@ def receiver():
         yield server
 
 
-def _run_and_shut_down(tmp_path, celery_test_app, receiver, *, flush_s="3", extra_args=()):
+def _run_and_shut_down(tmp_path, celery_test_app, receiver, *, flush_s="3", extra_args=(), spool="auto"):
     """Run RUNS parents, wait until the file sink (written synchronously) shows every span ended,
     then shut the worker down warm. Returns (records emitted, records devtools received)."""
     records_file = tmp_path / "records.jsonl"
     env = {"CRUX_DEVTOOLS_URL": receiver.url, "CRUX_FLUSH_TIMEOUT_S": flush_s,
-           "CRUX_RECORDS_FILE": str(records_file)}
+           "CRUX_RECORDS_FILE": str(records_file), "CRUX_SPOOL": spool}
     with subprocess_worker(tmp_path, env=env, extra_args=extra_args) as worker:
         for i in range(RUNS):
             celery_test_app.parent.apply_async(({"topic": f"p{i}"},), queue=worker.queue)
@@ -69,7 +69,9 @@ def test_records_arrive_when_pool_children_are_recycled(tmp_path, celery_test_ap
 
 
 def test_a_boundary_reaches_devtools_before_its_child_starts(tmp_path, celery_test_app, receiver):
-    _, records = _run_and_shut_down(tmp_path, celery_test_app, receiver)
+    # the HTTP path (no spool) waits for devtools before publishing; with the spool, the boundary is
+    # durable in Redis before the child is published and reaches devtools through a forwarder
+    _, records = _run_and_shut_down(tmp_path, celery_test_app, receiver, spool="off")
     arrival: dict[str, float] = {}
     for request in receiver.requests():
         for record in request.records:

@@ -258,8 +258,12 @@ class FlowScope(Generic[A]):
         span = run.segment.start_span(waiting.name, "flow.suspension", parent=run.span.ref,
                                       flow_id=self.flow_id, attributes=attributes)
         span.end("suspended")
+        # timers first, armed for the version the save will write: a crash between the two leaves
+        # timers that are stale (dropped when due) on a flow the sweeper resumes, never a
+        # suspended flow without its timeout
+        armed = run.snap.model_copy(update={"waiting": waiting, "version": run.snap.version + 1})
+        interruptible(lambda: run.timers.arm_for(armed))
         run.save(status="suspended", suspended_at=waiting.name, waiting=waiting)
-        interruptible(lambda: run.timers.arm_for(run.snap))
         raise FlowSuspended(waiting.name)
 
 

@@ -9,7 +9,7 @@
 - ``flush(timeout_s)`` waits until every record exported before the call is delivered, rejected or
   dropped, or until the deadline; it never waits longer, even when a request hangs. Its counts are
   those accumulated since the previous flush (the sender works between flushes too).
-- Circuit breaker (optional, on in ``from_settings``): after a send fails at the server level, a
+- Circuit breaker (optional; the runtime always gives one): after a send fails at the server level, a
   flush does not wait on HTTP at all (it returns ``failed`` at once, records stay queued) until a
   probe by the sender succeeds; probes follow ``breaker.CircuitBreaker``'s schedule. A dead devtools
   then costs a flush nothing after the first failure.
@@ -32,7 +32,6 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import EncodedRecord, encode_record, single_record_fits
 from cruxcelery.telemetry.exporter import FlushResult, FlushStatus, JsonRecord
@@ -101,19 +100,6 @@ class HttpExporter:
         self._closed = False
         self._init_state()
         _track_for_fork(self)
-
-    @classmethod
-    def from_settings(cls, settings: CruxSettings) -> HttpExporter | None:
-        """An exporter to ``settings.devtools_url``, or ``None`` when no URL is configured."""
-        if not settings.devtools_url:
-            return None
-        token = settings.devtools_token.get_secret_value() if settings.devtools_token else None
-        return cls(
-            HttpTransport(settings.devtools_url, token),
-            max_queue_records=settings.queue_max_records,
-            max_queue_bytes=settings.queue_max_bytes,
-            breaker=CircuitBreaker(),
-        )
 
     def _init_state(self) -> None:
         self._pid = os.getpid()

@@ -21,7 +21,8 @@ In normal operation every record is delivered once. After a crash, another consu
 dead one's entries and sends them whole: delivery is at least once (devtools dedupes by recordId).
 
 ``start()`` runs passes in a daemon thread: it waits for new entries with ``XREAD BLOCK`` (no
-polling) and for the breaker's probe time when devtools is down. ``stop(timeout_s)`` ends it.
+polling), then ``linger_s`` more for company (fewer, fuller requests), and for the breaker's probe
+time when devtools is down. ``stop(timeout_s)`` ends it.
 ``drain(timeout_s)`` runs passes until nothing is left for the group (tests, ``cruxcelery forward``).
 Fork-aware: in a forked child the forwarder is stopped, with a new consumer name and a fresh HTTP
 client; call ``start()`` there again. Never raises from its thread; ``run_once`` never raises either.
@@ -106,6 +107,7 @@ class Forwarder:
         block_s: float = 1.0,
         breaker: CircuitBreaker | None = None,
         concurrency: int = 2,
+        linger_s: float = 0.0,
     ) -> None:
         self.client = client
         self.key = key
@@ -118,6 +120,7 @@ class Forwarder:
         self.block_s = block_s
         self.breaker = breaker or CircuitBreaker()
         self.concurrency = max(1, concurrency)
+        self.linger_s = max(0.0, linger_s)
         self._fixed_consumer = consumer
         self._init_state()
         _track_for_fork(self)
@@ -216,20 +219,23 @@ class Forwarder:
                     wait = max(0.01, self.breaker.probe_at() - time.monotonic())
                     self._stop.wait(min(wait, self.block_s))
                 elif result.idle and not self._own_pending:
-                    self._block_for_new()
+                    if self._block_for_new() and self.linger_s:
+                        self._stop.wait(self.linger_s)  # let a few more entries arrive: fewer requests
                 elif not result.entries:  # Redis trouble: do not spin
                     self._stop.wait(0.5)
 
-    def _block_for_new(self) -> None:
+    def _block_for_new(self) -> bool:
         """Wait (at most ``block_s``, within the client's socket timeout) for an entry after the last
-        one seen, with ``XREAD BLOCK``: an idle forwarder costs Redis nothing."""
+        one seen, with ``XREAD BLOCK``: an idle forwarder costs Redis nothing. True if one came."""
         timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
         block = self.block_s if not isinstance(timeout, int | float) else min(self.block_s, timeout * 0.8)
         try:
             call = cast(Any, self.client).execute_command
-            call("XREAD", "COUNT", 1, "BLOCK", max(1, int(block * 1000)), "STREAMS", self.key, self._last_id)
+            reply = call("XREAD", "COUNT", 1, "BLOCK", max(1, int(block * 1000)), "STREAMS", self.key, self._last_id)
         except Exception:
             self._stop.wait(block)
+            return False
+        return bool(reply)
 
     # -- one pass ------------------------------------------------------------------------------------
 

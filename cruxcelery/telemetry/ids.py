@@ -46,8 +46,7 @@ class _RecordIds:
         self._lock = threading.Lock()
 
     def next(self) -> str:
-        with self._lock:
-            value = next(self._counter)
+        value = next(self._counter)  # atomic: itertools.count is a C iterator called under the GIL
         return f"rec_{self._prefix}_{_base36(value)}"
 
 

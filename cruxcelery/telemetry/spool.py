@@ -138,6 +138,7 @@ class SpoolExporter:
         self.key = key
         self.max_entries = max_entries
         self._trim = b"~" if approximate else b"="
+        self._xadd_head: bytes | None = None
         self._max_records = max(1, max_buffer_records)
         self._max_bytes = max(1, max_buffer_bytes)
         self.breaker = breaker or CircuitBreaker(probe_base_s=0.5, probe_cap_s=5.0)
@@ -258,10 +259,7 @@ class SpoolExporter:
             if conn is None:
                 conn = self._conn = self.client.connection_pool.make_connection()
             try:
-                packed = conn.pack_command(
-                    "XADD", self.key, "MAXLEN", self._trim, self.max_entries, "*", DATA, data, LENGTHS, lengths
-                )
-                conn.send_packed_command(packed, check_health=False)
+                conn.send_packed_command([self._xadd_packet(data, lengths)], check_health=False)
                 conn.read_response()  # raises on an error reply
             except BaseException:
                 self._drop_connection()
@@ -278,6 +276,18 @@ class SpoolExporter:
             count += 1
         pipe.execute()
         return count
+
+    def _xadd_packet(self, data: bytes, lengths: bytes) -> bytes:
+        """``XADD key MAXLEN ~ N * d <data> l <lengths>`` in RESP, built directly (redis-py's
+        ``pack_command`` re-encodes every argument on every call)."""
+        head = self._xadd_head
+        if head is None:
+            parts = [self.key.encode(), b"MAXLEN", self._trim, str(self.max_entries).encode(), b"*", DATA]
+            head = self._xadd_head = b"*10\r\n$4\r\nXADD\r\n" + b"".join(
+                b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+            )
+        return b"".join((head, b"$%d\r\n" % len(data), data, b"\r\n$1\r\nl\r\n$%d\r\n" % len(lengths),
+                         lengths, b"\r\n"))
 
     def _result(self, status: str) -> FlushResult:  # under the lock
         spooled, dropped = self._spooled, self._dropped + self._invalid + self._oversized

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from pydantic import SecretStr
 
-from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.chunking import MAX_BODY_BYTES
 from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.exporter import RecordExporter
@@ -96,19 +94,6 @@ def test_no_request_over_50_records_or_1_mib(receiver: Receiver, make_exporter: 
     assert max(len(request.records) for request in requests) <= 50
     assert max(request.content_length for request in requests) <= MAX_BODY_BYTES
     assert sorted(receiver.record_ids()) == sorted(ids(records))
-
-
-def test_bearer_token_from_settings_is_sent(receiver: Receiver) -> None:
-    settings = CruxSettings(devtools_url=receiver.url + "/", devtools_token=SecretStr("tok-123"))
-    exporter = HttpExporter.from_settings(settings)
-    assert exporter is not None
-    exporter.export(sample_records(1))
-    assert exporter.shutdown(3.0).status == "drained"
-    assert receiver.requests()[0].headers["authorization"] == "Bearer tok-123"
-
-
-def test_from_settings_without_url_is_none() -> None:
-    assert HttpExporter.from_settings(CruxSettings()) is None
 
 
 def test_one_rejected_record_does_not_block_the_others(receiver: Receiver, make_exporter: MakeExporter) -> None:

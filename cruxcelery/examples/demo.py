@@ -1,0 +1,41 @@
+"""The demo scenario ``cruxcelery demo`` runs against a real worker of this app: the
+``plan research`` action, then the ``writer`` flow end to end (approval signal included)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cruxcelery import FlowHandle
+
+
+def _wait_status(handle: FlowHandle[Any], flow_id: str, status: str, timeout_s: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    current = handle.status(flow_id).status
+    while current != status and time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = handle.status(flow_id).status
+    return str(current)
+
+
+def scenario() -> bool:
+    from cruxcelery.examples.research import plan
+    from cruxcelery.examples.writer import writer
+
+    started = time.monotonic()
+    print("running `plan research` (a root action with child actions, one failing on purpose) ...")
+    planned = plan.delay({"thread_id": "demo-thread"}).get(timeout=60)
+    print(f"plan research returned in {(time.monotonic() - started) * 1000:.0f} ms: {planned}")
+
+    started = time.monotonic()
+    flow_id = writer.start({"draft_id": "demo-draft", "brief": "Durable flows survive worker restarts"})
+    print(f"started the writer flow {flow_id}; waiting for it to suspend on its approval ...")
+    status = _wait_status(writer, flow_id, "suspended")
+    print(f"writer {flow_id} is {status} at {writer.status(flow_id).suspended_at!r}; sending the approval")
+    writer.signal(flow_id, "approval", {"approved": True, "feedback": "tighten the intro"})
+    result = writer.result(flow_id, timeout_s=60)
+    print(f"writer finished {result.status if result else 'nothing'} in "
+          f"{(time.monotonic() - started) * 1000:.0f} ms:")
+    if result is not None and result.status == "completed":
+        print("  " + str(result.output["draft"]).replace("\n", "\n  "))
+    return bool(planned.get("sources") == 3 and result is not None and result.status == "completed")
