@@ -61,7 +61,7 @@ def test_a_dead_devtools_server_costs_an_action_at_most_the_flush_bound(sink, ce
     baseline, _ = _timed(lambda: celery_test_app.leaf.delay({"topic": "warm"}).get(timeout=10))
     elapsed, result = _timed(lambda: celery_test_app.parent.delay({"topic": "dead"}).get(timeout=10))
     assert result == {"ok": True}
-    assert elapsed - baseline <= FLUSH_BOUND_S * 1.1, f"{elapsed:.3f}s against a {baseline:.3f}s baseline"
+    assert elapsed - baseline <= FLUSH_BOUND_S + 0.3, f"{elapsed:.3f}s against a {baseline:.3f}s baseline"
 
 
 def test_a_hanging_devtools_server_costs_an_action_at_most_the_flush_bound(sink, celery_test_app, devtools):
@@ -72,7 +72,7 @@ def test_a_hanging_devtools_server_costs_an_action_at_most_the_flush_bound(sink,
     finally:
         devtools.release()
     assert result == {"ok": True}
-    assert elapsed - baseline <= FLUSH_BOUND_S * 1.1, f"{elapsed:.3f}s against a {baseline:.3f}s baseline"
+    assert elapsed - baseline <= FLUSH_BOUND_S + 0.3, f"{elapsed:.3f}s against a {baseline:.3f}s baseline"
 
 
 def test_cyclic_huge_binary_and_arbitrary_values_arrive_as_json_safe_previews(sink, celery_test_app, devtools):

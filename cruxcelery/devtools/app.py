@@ -19,12 +19,12 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cruxcelery.devtools import queries
+from cruxcelery.devtools import fastjson, queries
 from cruxcelery.devtools.auth import COOKIE, TokenGate
 from cruxcelery.devtools.batch import BatchError, split_batch
 from cruxcelery.devtools.database import Database
+from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.devtools.live import PASS_INTERVAL_S, Hub, reconcile_forever
-from cruxcelery.devtools.models import DispositionOut, IngestOut
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS
 from cruxcelery.devtools.service import DevtoolsService, FlowSnapshots
 
@@ -52,6 +52,16 @@ class DevtoolsConfig:
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(model.model_dump_json(by_alias=True), status, headers, media_type="application/json")
+
+
+def ingest_body(result: IngestResult) -> bytes:
+    """``IngestOut`` as JSON (built directly: a pydantic model per record cost more than storing it)."""
+    dispositions = [{"index": d.index, "recordId": d.record_id, "outcome": d.outcome, "code": d.code,
+                     "retryable": d.retryable, "duplicate": d.duplicate, "message": d.message}
+                    for d in result.dispositions]
+    accepted = sum(d.outcome == "accepted" for d in result.dispositions)
+    return fastjson.dumps({"dispositions": dispositions, "accepted": accepted,
+                           "rejected": len(dispositions) - accepted, "unknownRecordTypes": result.unknown_types})
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -88,14 +98,8 @@ class _Api:
             return _error(exc.status, exc.message)
         result = await run_in_threadpool(self.service.ingest, records)
         self.hub.publish_runs(result.touched_runs, result.new_runs)
-        dispositions = [DispositionOut(index=d.index, record_id=d.record_id, outcome=d.outcome, code=d.code,
-                                       retryable=d.retryable, duplicate=d.duplicate, message=d.message)
-                        for d in result.dispositions]
-        out = IngestOut(dispositions=dispositions, accepted=sum(d.outcome == "accepted" for d in dispositions),
-                        rejected=sum(d.outcome == "rejected" for d in dispositions),
-                        unknown_record_types=result.unknown_types)
         headers = {"Retry-After": str(RETRY_AFTER_S)} if result.retryable else None
-        return _json(out, 202, headers)
+        return Response(ingest_body(result), 202, headers, media_type="application/json")
 
     async def runs(self, request: Request) -> Response:
         q = request.query_params
@@ -118,13 +122,13 @@ class _Api:
         flag = request.query_params.get("infrastructure", "false").lower()
         if flag not in ("true", "false", "1", "0"):
             return _error(400, "infrastructure must be true or false")
-        found = await run_in_threadpool(self.service.run_detail, run_id, infrastructure=flag in ("true", "1"))
+        found = await run_in_threadpool(self.service.run_detail_json, run_id, infrastructure=flag in ("true", "1"))
         if found is None:
             return _error(404, f"no records for run {run_id}")
-        detail, change = found
+        body, change = found
         if change is not None:
             self.hub.publish_changes([change])
-        return _json(detail)
+        return Response(body, media_type="application/json")
 
     async def records(self, request: Request) -> Response:
         raw = await run_in_threadpool(self.service.raw_records, request.path_params["run_id"])

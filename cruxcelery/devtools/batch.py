@@ -2,7 +2,8 @@
 
 The body is ``{"schemaVersion": 5, "records": [...]}``. Raw records are stored unchanged, so each
 record's text is cut out of the body as it arrived (``json.JSONDecoder.raw_decode`` walks the array
-element by element) instead of being re-serialized after parsing.
+element by element) instead of being re-serialized after parsing. A compact body that ``orjson``
+writes back byte for byte takes a faster path with the same result.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cruxcelery.devtools import fastjson
+from cruxcelery.devtools.fastjson import HAVE_ORJSON
 from cruxcelery.telemetry.records import SCHEMA_VERSION
 
 __all__ = ["BatchError", "RawRecord", "split_batch"]
@@ -98,13 +101,35 @@ def _parse(text: str) -> tuple[dict[str, Any], list[RawRecord] | None]:
     return fields, records
 
 
+def _compact(body: bytes) -> tuple[dict[str, Any], list[RawRecord] | None] | None:
+    """The fast path, for bodies written as compact JSON (what Crux exporters send): when the
+    body is byte for byte what ``orjson`` writes for its parsed value, each record's text is what
+    it writes for that record. ``None``: any other body (the walk above handles it)."""
+    if not HAVE_ORJSON:
+        return None
+    try:
+        value = fastjson.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or fastjson.dumps(value) != body:
+        return None
+    records = value.get("records")
+    if not isinstance(records, list):
+        return value, None
+    return value, [RawRecord(fastjson.dumps(record).decode("utf-8"), record) for record in records]
+
+
 def split_batch(body: bytes) -> list[RawRecord]:
     """The records of an ingest body. Raises ``BatchError`` (400 or 422)."""
-    try:
-        text = body.decode("utf-8")
-        fields, records = _parse(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BatchError(400, f"malformed JSON: {exc}") from None
+    fast = _compact(body)
+    if fast is not None:
+        fields, records = fast
+    else:
+        try:
+            text = body.decode("utf-8")
+            fields, records = _parse(text)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise BatchError(400, f"malformed JSON: {exc}") from None
     version = fields.get("schemaVersion")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise BatchError(422, f"unsupported batch schemaVersion {version!r}: this server reads {SCHEMA_VERSION}")

@@ -52,6 +52,7 @@ class SpanNode:
     fields: dict[str, Any] = field(default_factory=dict)  # flowId, stepId, toolName, agentId, deadlineAt
     events: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    record_count: int = 0  # records naming this span: records only add, so a span with as many is unchanged
     has_start: bool = False
     placeholder: bool = False
     cross_run_parent: bool = False
@@ -122,19 +123,36 @@ class RunGraph:
     segments: dict[str, SegmentNode]
     edges: list[dict[str, Any]]
     unknown: int = 0
+    _children: dict[str | None, list[SpanNode]] | None = None
+    _order: list[SpanNode] | None = None
 
     def children(self) -> dict[str | None, list[SpanNode]]:
-        """Spans by parent id (``None``: roots), each list in start order."""
+        """Spans by parent id (``None``: roots), each list in start order. The shape of the tree
+        is fixed once the graph is built (reconciliation changes presentation only), so it is
+        computed once; callers must not change the lists."""
+        if self._children is not None:
+            return self._children
         out: dict[str | None, list[SpanNode]] = {}
         for span in self.spans.values():
             parent = None if span.cross_run_parent else span.parent_span_id
-            out.setdefault(parent, []).append(span)
+            group = out.get(parent)
+            if group is None:
+                out[parent] = [span]
+            else:
+                group.append(span)
         for group in out.values():
-            group.sort(key=lambda s: (s.started_ms if s.started_ms is not None else float("inf"), s.span_id))
+            if len(group) > 1:
+                group.sort(key=_start_order)
+        self._children = out
         return out
 
     def top_down(self) -> list[SpanNode]:
-        """Every span, parents before children (cycles broken)."""
+        """Every span, parents before children (cycles broken). Computed once, like ``children``."""
+        if self._order is None:
+            self._order = self._top_down()
+        return self._order
+
+    def _top_down(self) -> list[SpanNode]:
         children = self.children()
         out: list[SpanNode] = []
         seen: set[str] = set()
@@ -150,6 +168,14 @@ class RunGraph:
         return out
 
 
+_INF = float("inf")
+
+
+def _start_order(span: SpanNode) -> tuple[float, str]:
+    started = span.started_ms
+    return (started if started is not None else _INF, span.span_id)
+
+
 def build_graph(run_id: str, records: list[dict[str, Any]]) -> RunGraph:
     """``records``: the run's parsed records in arrival order."""
     run = RunNode(run_id)
@@ -158,41 +184,59 @@ def build_graph(run_id: str, records: list[dict[str, Any]]) -> RunGraph:
     edges: list[dict[str, Any]] = []
     lifecycle: list[tuple[float, int, int, dict[str, Any]]] = []
     unknown = 0
+    last_activity: float | None = None
     for order, record in enumerate(records):
         type_ = record.get("type")
-        segment = segments.get(record["segmentId"])
+        segment_id = record["segmentId"]
+        segment = segments.get(segment_id)
         if segment is None:
-            segment = segments[record["segmentId"]] = SegmentNode(record["segmentId"])
+            segment = segments[segment_id] = SegmentNode(segment_id)
         segment.seqs.append(record["segmentSeq"])
         segment.record_count += 1
-        run.operation_id = run.operation_id or _s(record.get("operationId"))
+        if run.operation_id is None:
+            run.operation_id = _s(record.get("operationId"))
         at = _record_ms(record)
-        segment.saw(at)
-        if at is not None:
-            run.last_activity_ms = at if run.last_activity_ms is None else max(run.last_activity_ms, at)
-        if type_ in _LIFECYCLE_RANK:
-            lifecycle.append((at if at is not None else 0.0, _LIFECYCLE_RANK[str(type_)], order, record))
-            _segment_lifecycle(segment, str(type_), record)
-        elif type_ in ("span:start", "span", "span:end"):
+        if at is not None:  # SegmentNode.saw, inline: this loop runs once per record of the run
+            if segment.first_ms is None or at < segment.first_ms:
+                segment.first_ms = at
+            if segment.last_ms is None or at > segment.last_ms:
+                segment.last_ms = at
+            if last_activity is None or at > last_activity:
+                last_activity = at
+        if type_ in _SPAN_TYPES:
             _span_record(spans, str(type_), record)
         elif type_ == "span:event":
-            _span(spans, record["spanId"]).events.append(record)
+            holder = spans.get(record["spanId"]) or _span(spans, record["spanId"])
+            holder.events.append(record)
+            holder.record_count += 1
+        elif type_ in _LIFECYCLE_RANK:
+            lifecycle.append((at if at is not None else 0.0, _LIFECYCLE_RANK[str(type_)], order, record))
+            _segment_lifecycle(segment, str(type_), record)
         elif type_ == "artifact":
-            _span(spans, record["spanId"]).artifacts.append(record)
+            holder = _span(spans, record["spanId"])
+            holder.artifacts.append(record)
+            holder.record_count += 1
         elif type_ == "edge":
             edges.append(record)
         else:
             unknown += 1
+    run.last_activity_ms = last_activity
     _apply_lifecycle(run, lifecycle)
     _finish_spans(run, spans)
     return RunGraph(run, spans, segments, edges, unknown)
 
 
+_SPAN_TYPES = frozenset({"span:start", "span", "span:end"})
+_RECORD_TIME_KEYS = ("endedAt", "timestamp", "createdAt", "suspendedAt", "resumedAt", "startedAt")
+
+
 def _record_ms(record: dict[str, Any]) -> float | None:
-    for key in ("endedAt", "timestamp", "createdAt", "suspendedAt", "resumedAt", "startedAt"):
-        value = parse_ms(record.get(key))
-        if value is not None:
-            return value
+    for key in _RECORD_TIME_KEYS:
+        raw = record.get(key)
+        if raw is not None:
+            value = parse_ms(raw)
+            if value is not None:
+                return value
     return None
 
 
@@ -242,6 +286,7 @@ def _span(spans: dict[str, SpanNode], span_id: str) -> SpanNode:
 
 def _span_record(spans: dict[str, SpanNode], type_: str, record: dict[str, Any]) -> None:
     span = _span(spans, record["spanId"])
+    span.record_count += 1
     if type_ in ("span:start", "span"):
         span.placeholder = False
         span.has_start = True

@@ -23,14 +23,12 @@ from typing import Any, Literal
 
 from cruxcelery.devtools.batch import RawRecord
 from cruxcelery.devtools.database import Database
-from cruxcelery.devtools.timeutil import parse_ms
+from cruxcelery.devtools.projection import UNKNOWN_COUNTER, project, record_time_ms
 from cruxcelery.devtools.validation import Identity, check_record
 
-__all__ = ["Disposition", "IngestResult", "Ingestor", "record_time_ms"]
+__all__ = ["UNKNOWN_COUNTER", "Disposition", "IngestResult", "Ingestor", "record_time_ms"]
 
 Outcome = Literal["accepted", "rejected"]
-UNKNOWN_COUNTER = "unknownRecordTypes"
-_TIME_KEYS = ("startedAt", "resumedAt", "suspendedAt", "timestamp", "createdAt", "endedAt")
 
 
 @dataclass(slots=True)
@@ -54,15 +52,6 @@ class IngestResult:
     @property
     def retryable(self) -> bool:
         return any(d.retryable for d in self.dispositions)
-
-
-def record_time_ms(record: dict[str, Any]) -> float | None:
-    """The record's own time: when it started, resumed, happened or ended."""
-    for key in _TIME_KEYS:
-        value = parse_ms(record.get(key))
-        if value is not None:
-            return value
-    return None
 
 
 def _rejected(index: int, record_id: str | None, code: str, message: str | None = None,
@@ -106,129 +95,73 @@ class Ingestor:
 
     def _transaction(self, conn: sqlite3.Connection, items: list[tuple[int, RawRecord, Identity]],
                      dispositions: list[Disposition | None], result: IngestResult) -> None:
-        staged: list[Disposition] = []
-        touched: set[str] = set()
-        new_runs: set[str] = set()
-        seen_runs: set[str] = set()
         now = self.clock()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for index, raw, identity in items:
-                staged.append(self._store(conn, index, raw, identity, now, touched, new_runs, seen_runs))
+            known_runs = _existing_runs(conn, {ident.run_id for _i, _r, ident in items})
+            staged, stored = self._insert(conn, items, now)
+            project(conn, [(ident, raw.value) for _i, raw, ident in stored], now)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         for disposition in staged:
             dispositions[disposition.index] = disposition
-        result.unknown_types += sum(1 for index, _raw, ident in items if not ident.known
-                                    and _stored(dispositions[index]))
+        touched = {ident.run_id for _i, _r, ident in stored}
+        result.unknown_types += sum(1 for _i, _r, ident in stored if not ident.known)
         result.touched_runs |= touched
-        result.new_runs |= new_runs
+        result.new_runs |= touched - known_runs
 
-    def _store(self, conn: sqlite3.Connection, index: int, raw: RawRecord, ident: Identity, now: float,
-               touched: set[str], new_runs: set[str], seen_runs: set[str]) -> Disposition:
-        record: dict[str, Any] = raw.value
+    def _insert(self, conn: sqlite3.Connection, items: list[tuple[int, RawRecord, Identity]], now: float
+                ) -> tuple[list[Disposition], list[tuple[int, RawRecord, Identity]]]:
+        """Insert the records: all at once when none collides with a stored one (the usual case),
+        else one by one with a disposition each. Returns the dispositions and the stored items."""
+        rows = [(ident.record_id, ident.run_id, ident.segment_id, ident.segment_seq, raw.value["schemaVersion"],
+                 ident.type, int(ident.known), now, raw.text) for _i, raw, ident in items]
+        conn.execute("SAVEPOINT batch")
         try:
-            conn.execute(
-                "INSERT INTO records (record_id, run_id, segment_id, segment_seq, schema_version, type, known,"
-                " received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ident.record_id, ident.run_id, ident.segment_id, ident.segment_seq, record["schemaVersion"],
-                 ident.type, int(ident.known), now, raw.text),
-            )
+            conn.executemany(_INSERT, rows)
         except sqlite3.IntegrityError:
-            row = conn.execute("SELECT raw FROM records WHERE record_id = ?", (ident.record_id,)).fetchone()
-            if row is None:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+        else:
+            conn.execute("RELEASE batch")
+            return [Disposition(index, ident.record_id, "accepted") for index, _r, ident in items], items
+        staged: list[Disposition] = []
+        stored: list[tuple[int, RawRecord, Identity]] = []
+        for item, row in zip(items, rows, strict=True):
+            disposition = self._store(conn, item, row)
+            staged.append(disposition)
+            if disposition.outcome == "accepted" and not disposition.duplicate:
+                stored.append(item)
+        return staged, stored
+
+    def _store(self, conn: sqlite3.Connection, item: tuple[int, RawRecord, Identity], row: tuple[Any, ...]
+               ) -> Disposition:
+        index, raw, ident = item
+        try:
+            conn.execute(_INSERT, row)
+        except sqlite3.IntegrityError:
+            found = conn.execute("SELECT raw FROM records WHERE record_id = ?", (ident.record_id,)).fetchone()
+            if found is None:
                 return _rejected(index, ident.record_id, "segment_sequence_conflict",
                                  f"{ident.segment_id} #{ident.segment_seq} is held by another record")
-            if row[0] == raw.text or json.loads(row[0]) == record:
+            if found[0] == raw.text or json.loads(found[0]) == raw.value:
                 return Disposition(index, ident.record_id, "accepted", duplicate=True)
             return _rejected(index, ident.record_id, "record_id_conflict",
                              "a different record with this recordId is stored")
-        if ident.run_id not in seen_runs:
-            seen_runs.add(ident.run_id)
-            if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (ident.run_id,)).fetchone() is None:
-                new_runs.add(ident.run_id)
-        _project(conn, ident, record, now)
-        touched.add(ident.run_id)
         return Disposition(index, ident.record_id, "accepted")
 
 
-def _stored(disposition: Disposition | None) -> bool:
-    """Accepted and new (not an exact duplicate of a stored record)."""
-    return disposition is not None and disposition.outcome == "accepted" and not disposition.duplicate
+_INSERT = ("INSERT INTO records (record_id, run_id, segment_id, segment_seq, schema_version, type, known,"
+           " received_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _project(conn: sqlite3.Connection, ident: Identity, record: dict[str, Any], now: float) -> None:
-    """Keep the projection tables in step with one new record."""
-    run_id = ident.run_id
-    at_ms = record_time_ms(record)
-    if at_ms is None:
-        at_ms = now * 1000.0
-    operation = record.get("operationId")
-    conn.execute(
-        "INSERT INTO runs (run_id, operation_id, started_ms, started_at, last_received, record_count, dirty)"
-        " VALUES (?, ?, ?, ?, ?, 1, 1) ON CONFLICT (run_id) DO UPDATE SET"
-        " record_count = record_count + 1, dirty = 1, last_received = excluded.last_received,"
-        " operation_id = COALESCE(operation_id, excluded.operation_id),"
-        " started_at = CASE WHEN has_start = 0 AND excluded.started_ms < started_ms"
-        "   THEN excluded.started_at ELSE started_at END,"
-        " started_ms = CASE WHEN has_start = 0 AND excluded.started_ms < started_ms"
-        "   THEN excluded.started_ms ELSE started_ms END",
-        (run_id, operation if isinstance(operation, str) else None, at_ms, _iso_of(record), now),
-    )
-    if not ident.known:
-        conn.execute(
-            "INSERT INTO counters (name, value) VALUES (?, 1)"
-            " ON CONFLICT (name) DO UPDATE SET value = value + 1", (UNKNOWN_COUNTER,),
-        )
-        return
-    type_ = ident.type
-    attributes = record.get("attributes") or {}
-    if type_ == "run:start":
-        started_ms = parse_ms(record.get("startedAt"))
-        conn.execute(
-            "UPDATE runs SET name = ?, root_primitive = ?, parent_run_id = ?, triggered_by_span_id = ?,"
-            " has_start = 1, started_at = COALESCE(?, started_at), started_ms = COALESCE(?, started_ms)"
-            " WHERE run_id = ?",
-            (record.get("name"), record.get("rootPrimitive"), record.get("parentRunId"),
-             record.get("triggeredBySpanId"), record.get("startedAt") if started_ms is not None else None,
-             started_ms, run_id),
-        )
-        _name(conn, run_id, None, record, attributes)
-    elif type_ in ("span:start", "span"):
-        _name(conn, run_id, record.get("spanId"), record, attributes)
-    elif type_ == "edge":
-        conn.execute(
-            "INSERT OR IGNORE INTO edges (record_id, kind, from_run_id, from_span_id, to_run_id, to_span_id)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (ident.record_id, _s(record.get("kind") or record.get("edgeType")), _s(record.get("fromRunId")),
-             _s(record.get("fromSpanId")), _s(record.get("toRunId")) or run_id, _s(record.get("toSpanId"))),
-        )
-    flow_id = record.get("flowId") or attributes.get("flowId")
-    if isinstance(flow_id, str) and flow_id:
-        conn.execute("INSERT OR IGNORE INTO run_flows (flow_id, run_id) VALUES (?, ?)", (flow_id, run_id))
-
-
-def _name(conn: sqlite3.Connection, run_id: str, span_id: Any, record: dict[str, Any],
-          attributes: dict[str, Any]) -> None:
-    name = record.get("name")
-    if not isinstance(name, str):
-        return
-    attrs = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False, default=str) if attributes else None
-    conn.execute(
-        "INSERT INTO names (run_id, span_id, name, primitive, attributes) VALUES (?, ?, ?, ?, ?)",
-        (run_id, _s(span_id), name, _s(record.get("primitive") or record.get("rootPrimitive")), attrs),
-    )
-
-
-def _s(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _iso_of(record: dict[str, Any]) -> str | None:
-    for key in _TIME_KEYS:
-        value = record.get(key)
-        if isinstance(value, str) and parse_ms(value) is not None:
-            return value
-    return None
+def _existing_runs(conn: sqlite3.Connection, run_ids: set[str]) -> set[str]:
+    ids = sorted(run_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        found.update(r[0] for r in conn.execute(
+            f"SELECT run_id FROM runs WHERE run_id IN ({','.join('?' * len(part))})", part))
+    return found

@@ -61,8 +61,10 @@ class DevtoolsServer:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Shut down and join (nothing to join when it was never started)."""
         self.server.should_exit = True
-        self.thread.join(timeout_s)
+        if self.thread.ident is not None:
+            self.thread.join(timeout_s)
 
     def __enter__(self) -> DevtoolsServer:
         return self.start()

@@ -8,19 +8,18 @@ has come (``recheck_ms``). ``refresh`` returns the status changes, which ``live`
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cruxcelery.devtools import queries
+from cruxcelery.devtools import fastjson, queries
 from cruxcelery.devtools.batch import RawRecord
 from cruxcelery.devtools.database import Database
-from cruxcelery.devtools.detail import run_detail, run_out, segment_out
+from cruxcelery.devtools.detail import Fragments, detail_json, run_out, segment_order, segment_out
 from cruxcelery.devtools.graph import RunGraph, build_graph
 from cruxcelery.devtools.ingest import Ingestor, IngestResult
 from cruxcelery.devtools.models import FlowOut, RunDetailOut, RunListOut, SearchOut, StatsOut
@@ -30,6 +29,7 @@ from cruxcelery.devtools.timeutil import iso
 __all__ = ["DevtoolsService", "FlowSnapshots", "LifecycleChange"]
 
 PARSED_RUNS_CACHED = 16
+VIEWS_CACHED = 8
 
 
 class FlowSnapshots(Protocol):
@@ -46,6 +46,34 @@ class LifecycleChange:
     ended_at: str | None
 
 
+@dataclass(slots=True)
+class RunView:
+    """One run reconciled at one instant: valid until ``last_seq`` changes or ``recheck_ms`` comes.
+    Read-only once made; the JSON bodies (without links) are made on first use and kept."""
+
+    last_seq: int
+    count: int
+    graph: RunGraph
+    recheck_ms: float | None
+    fragments: dict[bool, Fragments] = field(default_factory=dict)  # seeded from the run's previous view
+    bodies: dict[bool, bytes] = field(default_factory=dict)
+
+    @property
+    def ended_at(self) -> str | None:
+        ended = self.graph.run.ended_ms
+        return iso(ended) if ended is not None else None
+
+    def body(self, infrastructure: bool) -> bytes:
+        body = self.bodies.get(infrastructure)
+        if body is None:
+            body, fragments = detail_json(self.graph, self.graph.top_down(), infrastructure=infrastructure,
+                                          record_count=self.count, recheck_ms=self.recheck_ms,
+                                          previous=self.fragments.get(infrastructure))
+            self.bodies[infrastructure] = body
+            self.fragments = {**self.fragments, infrastructure: fragments}
+        return body
+
+
 class DevtoolsService:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time,
                  stale_after_ms: float = STALE_AFTER_MS, flow_snapshots: FlowSnapshots | None = None) -> None:
@@ -55,6 +83,7 @@ class DevtoolsService:
         self.flow_snapshots = flow_snapshots
         self.ingestor = Ingestor(db, clock)
         self._parsed: OrderedDict[str, tuple[int, list[dict[str, Any]]]] = OrderedDict()
+        self._views: OrderedDict[str, RunView] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def now_ms(self) -> float:
@@ -65,41 +94,56 @@ class DevtoolsService:
         return self.ingestor.ingest(records)
 
     # -- reconciled runs --------------------------------------------------------------------------
-    def _records(self, conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
-        """The run's parsed records in arrival order. Stored records never change, so the parsed
-        records of recently read runs are kept and only newer ones are read and parsed."""
+    def _records(self, conn: sqlite3.Connection, run_id: str) -> tuple[int, list[dict[str, Any]]]:
+        """The run's last record number and parsed records in arrival order. Stored records never
+        change, so the parsed records of recently read runs are kept and only newer ones are read."""
         with self._cache_lock:
             last_seq, records = self._parsed.pop(run_id, (0, []))
         rows = conn.execute("SELECT seq, raw FROM records WHERE run_id = ? AND seq > ? ORDER BY seq",
                             (run_id, last_seq)).fetchall()
         if rows:
-            records = [*records, *(json.loads(raw) for _seq, raw in rows)]
+            records = [*records, *(fastjson.loads(raw) for _seq, raw in rows)]
             last_seq = rows[-1][0]
         with self._cache_lock:
             self._parsed[run_id] = (last_seq, records)
             while len(self._parsed) > PARSED_RUNS_CACHED:
                 self._parsed.popitem(last=False)
-        return records
+        return last_seq, records
 
-    def _reconciled(self, run_id: str) -> tuple[RunGraph, float | None, int, LifecycleChange | None] | None:
+    def _reconciled(self, run_id: str, updates: list[tuple[Any, ...]] | None = None
+                    ) -> tuple[RunView, LifecycleChange | None] | None:
+        """The run reconciled as of now. A view stays valid until a new record arrives or its
+        recheck time (the next lease, deadline or staleness threshold) comes. The run's cached
+        status is written at once, or appended to ``updates`` (``_write_statuses``)."""
         with self.db.read() as conn:
-            row = conn.execute("SELECT status, record_count FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            records = self._records(conn, run_id) if row is not None else []
+            row = conn.execute("SELECT status, dirty FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            last_seq, records = self._records(conn, run_id) if row is not None else (0, [])
         if row is None or not records:
             return None
-        previous, count = row
-        graph = build_graph(run_id, records)
-        recheck = reconcile(graph, self.now_ms(), self.stale_after_ms)
-        run = graph.run
-        ended_at = iso(run.ended_ms) if run.ended_ms is not None else None
-        with self.db.write() as conn:
-            conn.execute(
-                "UPDATE runs SET status = ?, ended_at = ?, recheck_ms = ?,"
-                " dirty = CASE WHEN record_count = ? THEN 0 ELSE 1 END WHERE run_id = ?",
-                (run.status, ended_at, recheck, count, run_id),
-            )
-        change = LifecycleChange(run_id, previous, run.status, ended_at) if previous != run.status else None
-        return graph, recheck, count, change
+        previous, dirty = row
+        now = self.now_ms()
+        with self._cache_lock:
+            view = self._views.get(run_id)
+            if view is not None:
+                self._views.move_to_end(run_id)
+        if view is None or view.last_seq != last_seq or (view.recheck_ms is not None and now >= view.recheck_ms):
+            graph = build_graph(run_id, records)
+            recheck = reconcile(graph, now, self.stale_after_ms)
+            view = RunView(last_seq, len(records), graph, recheck,
+                           fragments=view.fragments if view is not None else {})
+            with self._cache_lock:
+                self._views[run_id] = view
+                while len(self._views) > VIEWS_CACHED:
+                    self._views.popitem(last=False)
+        run = view.graph.run
+        if dirty or previous != run.status:
+            update = (run.status, view.ended_at, view.recheck_ms, view.count, run_id)
+            if updates is None:
+                self._write_statuses([update])
+            else:
+                updates.append(update)
+        change = LifecycleChange(run_id, previous, run.status, view.ended_at) if previous != run.status else None
+        return view, change
 
     def refresh(self, *, include_due: bool = True, limit: int = 200) -> list[LifecycleChange]:
         """Reconcile the runs with new records and (``include_due``) those whose recheck time has
@@ -111,22 +155,50 @@ class DevtoolsService:
                     "SELECT run_id FROM runs WHERE recheck_ms IS NOT NULL AND recheck_ms <= ? AND dirty = 0"
                     " LIMIT ?", (self.now_ms(), limit))]
         changes: list[LifecycleChange] = []
+        updates: list[tuple[Any, ...]] = []
         for run_id in ids:
-            result = self._reconciled(run_id)
-            if result is not None and result[3] is not None:
-                changes.append(result[3])
+            result = self._reconciled(run_id, updates)
+            if result is not None and result[1] is not None:
+                changes.append(result[1])
+            if len(updates) >= 50:
+                self._write_statuses(updates)
+                updates.clear()
+        self._write_statuses(updates)
         return changes
 
-    def run_detail(self, run_id: str, *, infrastructure: bool) -> tuple[RunDetailOut, LifecycleChange | None] | None:
+    def _write_statuses(self, updates: list[tuple[Any, ...]]) -> None:
+        """Cache reconciled statuses for the run list, in one transaction. A run whose record
+        count moved on meanwhile stays dirty (the next pass takes it again)."""
+        if not updates:
+            return
+        with self.db.write() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "UPDATE runs SET status = ?, ended_at = ?, recheck_ms = ?,"
+                    " dirty = CASE WHEN record_count = ? THEN 0 ELSE 1 END WHERE run_id = ?", updates)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def run_detail_json(self, run_id: str, *, infrastructure: bool) -> tuple[bytes, LifecycleChange | None] | None:
+        """``GET /api/runs/{runId}`` as JSON bytes (``None``: no such run)."""
         result = self._reconciled(run_id)
         if result is None:
             return None
-        graph, recheck, count, change = result
+        view, change = result
+        body = view.body(infrastructure)
         with self.db.read() as conn:
-            links = queries.run_links(conn, run_id, graph.run.parent_run_id)
-        detail = run_detail(graph, infrastructure=infrastructure, record_count=count, links=links,
-                            recheck_ms=recheck)
-        return detail, change
+            links = queries.run_links(conn, run_id, view.graph.run.parent_run_id)
+        return body[:-1] + b',"links":' + links.model_dump_json(by_alias=True).encode() + b"}", change
+
+    def run_detail(self, run_id: str, *, infrastructure: bool) -> tuple[RunDetailOut, LifecycleChange | None] | None:
+        """The same as a validated model (for callers in Python)."""
+        found = self.run_detail_json(run_id, infrastructure=infrastructure)
+        if found is None:
+            return None
+        return RunDetailOut.model_validate_json(found[0]), found[1]
 
     def list_runs(self, where: queries.RunFilter, cursor: str | None,
                   limit: int) -> tuple[RunListOut, list[LifecycleChange]]:
@@ -155,9 +227,9 @@ class DevtoolsService:
             result = self._reconciled(run_id)
             if result is None:
                 continue
-            graph, _recheck, count, _change = result
-            runs.append(run_out(graph, count))
-            segments += [segment_out(s) for s in sorted(graph.segments.values(), key=lambda s: s.first_ms or 0.0)]
+            graph = result[0].graph
+            runs.append(run_out(graph, result[0].count))
+            segments += [segment_out(s) for s in sorted(graph.segments.values(), key=segment_order)]
         snapshot, error = (None, None)
         if self.flow_snapshots is not None:
             snapshot, error = self.flow_snapshots(flow_id)

@@ -18,7 +18,7 @@ from cruxcelery.telemetry.retry import RetryPolicy
 from cruxcelery.telemetry.transport import HttpTransport, SendReport
 from tests.receiver import Receiver, free_port, sample_record, sample_records
 
-SLACK = 1.10  # flush may overrun its bound by at most 10 %
+OVERRUN_S = 0.3  # a deadline may be overrun by scheduling on a loaded 2-core machine, no more
 MakeExporter = Callable[..., HttpExporter]
 
 
@@ -136,7 +136,7 @@ def test_retry_after_beyond_the_deadline_returns_deadline_in_time(
     exporter.export(sample_records(3))
     result, elapsed = timed(lambda: exporter.flush(1.0))
     assert result.status == "deadline" and result.remaining == 3
-    assert 1.0 <= elapsed < 1.0 * SLACK
+    assert 1.0 <= elapsed < 1.0 + OVERRUN_S
     assert len(receiver.requests()) == 1  # the server asked for 30 s: it is not called again
 
 
@@ -145,7 +145,7 @@ def test_receiver_down_flush_fails_in_time_and_export_never_blocks(down_url: str
     slowest = slowest_export(exporter, sample_records(300))
     result, elapsed = timed(lambda: exporter.flush(3.0))
     assert result.status == "failed" and result.remaining == 300 and result.delivered == 0
-    assert elapsed < 3.0 * SLACK and slowest < 0.05
+    assert elapsed < 3.0 + OVERRUN_S and slowest < 0.05
     health = exporter.source_health()
     assert health["queued"] == 300 and "unreachable" in health["lastError"]
 
@@ -160,7 +160,7 @@ def test_receiver_hanging_flush_returns_in_time_and_export_never_blocks(
     slowest = slowest_export(exporter, sample_records(300))
     result, elapsed = timed(lambda: exporter.flush(3.0))
     assert result.status in ("deadline", "failed") and result.remaining == 301
-    assert elapsed < 3.0 * SLACK and slowest < 0.05
+    assert elapsed < 3.0 + OVERRUN_S and slowest < 0.05
 
 
 def test_queue_overflow_drops_the_oldest_and_counts_them(receiver: Receiver, make_exporter: MakeExporter) -> None:

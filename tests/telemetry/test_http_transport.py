@@ -9,7 +9,7 @@ from cruxcelery.telemetry.retry import RetryPolicy
 from cruxcelery.telemetry.transport import INGEST_PATH, HttpTransport
 from tests.receiver import Receiver, sample_record, sample_records
 
-SLACK = 1.10  # a deadline may be overrun by at most 10 %
+OVERRUN_S = 0.3  # a deadline may be overrun by scheduling on a loaded 2-core machine, no more
 
 
 def ids(records: list[dict[str, object]]) -> list[str]:
@@ -111,7 +111,7 @@ def test_retry_after_beyond_the_deadline_gives_up_in_time(receiver: Receiver) ->
     receiver.script(429, retry_after=30)
     started = time.monotonic()
     report = HttpTransport(receiver.url).send(sample_records(3), timeout_s=1.0)
-    assert time.monotonic() - started < 1.0 * SLACK
+    assert time.monotonic() - started < 1.0 + OVERRUN_S
     assert len(report.pending) == 3 and report.not_before is not None
     assert report.not_before - time.monotonic() > 25
 
@@ -119,7 +119,7 @@ def test_retry_after_beyond_the_deadline_gives_up_in_time(receiver: Receiver) ->
 def test_receiver_down_returns_pending_within_the_deadline(down_url: str) -> None:
     started = time.monotonic()
     report = HttpTransport(down_url).send(sample_records(5), timeout_s=1.0)
-    assert time.monotonic() - started < 1.0 * SLACK
+    assert time.monotonic() - started < 1.0 + OVERRUN_S
     assert len(report.pending) == 5 and report.unreachable and report.requests >= 2
 
 
@@ -128,7 +128,7 @@ def test_receiver_hanging_returns_pending_within_the_deadline(receiver: Receiver
     started = time.monotonic()
     report = HttpTransport(receiver.url).send(sample_records(5), timeout_s=1.0)
     elapsed = time.monotonic() - started
-    assert 0.9 < elapsed < 1.0 * SLACK
+    assert 0.9 < elapsed < 1.0 + OVERRUN_S
     assert len(report.pending) == 5 and report.unreachable and "timeout" in (report.last_error or "")
 
 
