@@ -16,6 +16,7 @@ from cruxcelery.errors import (
     StoreUnavailable,
 )
 from cruxcelery.extensions import Execution, Extension, Message, Worker
+from cruxcelery.flows.admin import FlowNotRetryable, retry_flow
 from cruxcelery.flows.api import cancel_flow, create_flow_id, delete_flow, list_flows, purge_flows, signal_flow
 from cruxcelery.flows.errors import (
     ChildFailed,
@@ -27,6 +28,7 @@ from cruxcelery.flows.errors import (
     FlowNotFound,
     FlowNotWaiting,
     FlowSuspended,
+    FlowTaskFailed,
     InvalidFlowId,
     LeaseLost,
     SignalRejected,
@@ -84,6 +86,7 @@ __all__ = [
     "delete_flow",
     "list_flows",
     "purge_flows",
+    "retry_flow",
     "signal_flow",
     # telemetry
     "FlushResult",
@@ -101,8 +104,10 @@ __all__ = [
     "FlowError",
     "FlowExpired",
     "FlowNotFound",
+    "FlowNotRetryable",
     "FlowNotWaiting",
     "FlowSuspended",
+    "FlowTaskFailed",
     "InvalidArgs",
     "InvalidFlowId",
     "LeaseLost",

@@ -131,7 +131,12 @@ class CruxTask(Task[Any, Any]):
         self.crux_runtime.check_json_only()
         value = action_args.coerce(self.crux_args_model, tuple(args or ()), dict(kwargs or {}), self.name)
         positional, keywords = action_args.to_message(value)
-        return super().apply_async(positional, keywords, task_id, **options)
+        return super().apply_async(positional, keywords, task_id, **flower_options(value, options))
+
+    def shadow_name(self, args: Any, kwargs: Any, options: Any) -> str | None:  # type: ignore[override]
+        """The name Flower, the logs and task events show: the action's ``observability_name``."""
+        name = self.crux_observability_name
+        return name if name and name != self.name else None
 
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], scope: ExitStack | None = None) -> Any:
         value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
@@ -169,6 +174,18 @@ class CruxTask(Task[Any, Any]):
                     runtime.flush()
         finally:
             execution.defer_or_run(getattr(request, "id", None), reset)
+
+
+def flower_options(value: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with a summarised, redacted ``argsrepr``/``kwargsrepr`` of the validated
+    argument (the message itself carries the real values); a caller's own reprs are kept."""
+    if "argsrepr" in options and "kwargsrepr" in options:
+        return options
+    try:
+        return {**action_args.reprs(value), **options}
+    except Exception:  # never block a publish on a repr: fall back to hiding everything
+        log.warning("cruxcelery: could not summarise the args of a task", exc_info=True)
+        return {"argsrepr": "(…)", "kwargsrepr": "{…}", **options}
 
 
 # -- secret values of an action's args --------------------------------------------------------------

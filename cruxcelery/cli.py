@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     forward.add_argument("--redis", default=None, metavar="URL", help="the spool's Redis (overrides the app's)")
     forward.add_argument("--devtools", default=None, metavar="URL", help="the devtools base URL (overrides the app's)")
     forward.add_argument("--key-prefix", default=None, help="key prefix of the spool stream (default: CRUX_KEY_PREFIX)")
+    from cruxcelery import cli_doctor, cli_flows, cli_records
+
+    cli_flows.register(commands)
+    cli_records.register(commands)
+    cli_doctor.register(commands)
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if options.command == "demo":
@@ -37,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(options.host, options.port, options.db, options.redis)
     if options.command == "forward":
         return _forward(options)
-    return 2
+    handler = getattr(options, "handler", None)
+    return int(handler(options)) if handler is not None else 2
 
 
 def _forward(options: argparse.Namespace) -> int:

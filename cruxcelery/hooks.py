@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from celery import signals, states
 
 from cruxcelery import boundaries, execution
+from cruxcelery.args import with_ids
 from cruxcelery.context import ActiveContext, current, enter
 from cruxcelery.envelope import HEADER
 from cruxcelery.extensions import Execution, Message, Worker
@@ -86,10 +87,20 @@ def on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **_: A
         envelope = _outgoing_envelope(ctx, headers)
         if envelope is not None:
             headers[HEADER] = runtime.codec.encode(envelope)
+            _show_ids(headers, envelope)
     runtime.extensions.publish(Message(
         task_name=str(headers.get("task") or sender), task_id=headers.get("id"), headers=headers,
         envelope=runtime.codec.decode(headers.get(HEADER)) if HEADER in headers else None,
     ))
+
+
+def _show_ids(headers: dict[str, Any], envelope: Any) -> None:
+    """Flower shows ``kwargsrepr``: the run (and flow) ids there lead from Flower to devtools."""
+    if isinstance(headers.get("kwargsrepr"), str):
+        ids = {"crux.run_id": envelope.run_id, "crux.trace_id": envelope.trace_id}
+        if envelope.flow_id:
+            ids["crux.flow_id"] = envelope.flow_id
+        headers["kwargsrepr"] = with_ids(headers["kwargsrepr"], ids)
 
 
 def _outgoing_envelope(ctx: ActiveContext | None, headers: dict[str, Any]) -> Any:

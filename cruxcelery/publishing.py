@@ -55,22 +55,33 @@ def outgoing(envelope: Envelope | None) -> Iterator[None]:
 def message(app: Any, task: Task[Any, Any] | str, args: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     """``(task name, args, kwargs)`` as they will travel: a crux action's argument validated (its
     one dict or model), a plain task's dict as keywords, list or tuple as positional, or None."""
+    name, positional, keywords, _ = _message(app, task, args)
+    return name, positional, keywords
+
+
+def _message(app: Any, task: Task[Any, Any] | str,
+             args: Any) -> tuple[str, tuple[Any, ...], dict[str, Any], Any]:
+    """``message()`` and the validated value (what Flower's reprs summarise)."""
     from cruxcelery.actions import CruxTask
 
     target = app.tasks.get(task) if isinstance(task, str) else task
     if isinstance(target, CruxTask):
         value = action_args.coerce(target.crux_args_model, () if args is None else (args,), {}, target.name)
-        return str(target.name), *action_args.to_message(value)
-    return task_name(task), *_split(args)
+        return str(target.name), *action_args.to_message(value), value
+    positional, keywords = _split(args)
+    return task_name(task), positional, keywords, (keywords if keywords or not positional else positional)
 
 
 def send(
     ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any]
 ) -> AsyncResult[Any]:
     """Publish now, through the task's own ``apply_async`` when this process knows the task."""
+    from cruxcelery.actions import flower_options
+
     app = ctx.runtime.app
-    name, positional, keywords = message(app, task, args)
+    name, positional, keywords, value = _message(app, task, args)
     target = app.tasks.get(name) if isinstance(task, str) else task
+    options = flower_options(value, options)
     if target is None:
         return app.send_task(name, args=positional, kwargs=keywords, **options)
     # already validated by message(): skip CruxTask.apply_async's second validation

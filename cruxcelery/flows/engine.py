@@ -3,7 +3,6 @@ handler from the top with completed steps replayed, one segment of the flow's ru
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -28,7 +27,7 @@ from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
 from cruxcelery.publishing import publish
-from cruxcelery.telemetry import evidence, ids
+from cruxcelery.telemetry import evidence, ids, otel
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
 
 if TYPE_CHECKING:
@@ -40,11 +39,13 @@ INTERRUPTED = "runtime.celery.interrupted"
 INTERRUPTIONS: tuple[type[BaseException], ...] = (EngineInterrupted, *INFRASTRUCTURE_ERRORS)
 
 
-def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: str) -> dict[str, Any]:
-    """Run the flow if it has something to do. Returns ``{"flowId", "outcome"}``: ``busy`` when
-    another execution holds it (that one runs again for us: the wake flag), ``unknown`` for a flow
-    id with no snapshot, ``interrupted`` when Redis or the broker failed under the engine (the flow
-    stays resumable: its lease lapses and the sweeper resumes it)."""
+def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: str,
+            failures: list[BaseException] | None = None) -> dict[str, Any]:
+    """Run the flow if it has something to do. Returns ``{"flowId", "outcome"}`` (and the run and
+    trace ids once the flow has a run): ``busy`` when another execution holds it (that one runs
+    again for us: the wake flag), ``unknown`` for a flow id with no snapshot, ``interrupted`` when
+    Redis or the broker failed under the engine (the flow stays resumable: its lease lapses and the
+    sweeper resumes it). The user error of a segment that failed the flow goes to ``failures``."""
     store = flows.store
     lease_s = flows.crux.settings.flow_lease_s
     try:
@@ -62,6 +63,7 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
     lease = HeldLease(flow_id, token, lambda fid, tok: store.renew_lease(fid, tok, lease_s))
     renewer.hold(lease, lease_s)
     outcome = "idle"
+    ids_: dict[str, str] = {}
     try:
         while True:
             snap = store.load(flow_id)
@@ -71,7 +73,8 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
             if snap.name != handle.name:
                 raise FlowError(f"flow {flow_id} is a {snap.name!r} flow, not {handle.name!r}")
             if has_work(flows, snap):
-                outcome = run_segment(flows, handle, snap, reason)
+                outcome = run_segment(flows, handle, snap, reason, failures)
+            ids_ = _ids_of(snap)
             if lease.lost or not store.release_lease(flow_id, lease.token):
                 break
             token = store.acquire_lease_or_request_wake(flow_id, lease_s)
@@ -89,7 +92,13 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
         flows.timers.sweep()
     except INFRASTRUCTURE_ERRORS:
         log.warning("cruxcelery: the timer sweep after flow %s failed", flow_id, exc_info=True)
-    return {"flowId": flow_id, "outcome": outcome}
+    return {"flowId": flow_id, "outcome": outcome, **ids_}
+
+
+def _ids_of(snap: FlowSnapshot) -> dict[str, str]:
+    """The run and trace ids a user can take from Flower to devtools."""
+    tc = snap.trace_context
+    return {key: tc[name] for key, name in (("runId", "run_id"), ("traceId", "trace_id")) if tc.get(name)}
 
 
 def has_work(flows: FlowRuntime, snap: FlowSnapshot) -> bool:
@@ -124,7 +133,10 @@ def _open_segment(flows: FlowRuntime, snap: FlowSnapshot, reason: str) -> tuple[
             span = segment.start_span(snap.name, "flow.run", parent=parent, flow_id=snap.flow_id,
                                       attributes=attributes)
         else:
-            segment, otel_started = new_root_segment(recorder, snap.name, "flow.run", adopt_current_otel=False)
+            caller = (otel.remote_context(tc["otel_trace_id"], tc["otel_span_id"])
+                      if tc.get("otel_trace_id") and tc.get("otel_span_id") else None)
+            segment, otel_started = new_root_segment(recorder, snap.name, "flow.run", adopt_current_otel=False,
+                                                     otel_parent=caller)
             segment.run_start(snap.name, "flow.run", attributes=attributes, started_at=started_at)
             span = segment.start_span(snap.name, "flow.run", parent=None, started=otel_started,
                                       flow_id=snap.flow_id, attributes=attributes)
@@ -142,12 +154,14 @@ def _open_segment(flows: FlowRuntime, snap: FlowSnapshot, reason: str) -> tuple[
     return segment, span, started_at
 
 
-def run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str) -> str:
+def run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str,
+                failures: list[BaseException] | None = None) -> str:
     with flushing.budget(flows.crux.settings.flush_timeout_s):
-        return _run_segment(flows, handle, snap, reason)
+        return _run_segment(flows, handle, snap, reason, failures)
 
 
-def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str) -> str:
+def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot, reason: str,
+                 failures: list[BaseException] | None) -> str:
     segment, span, run_started = _open_segment(flows, snap, reason)
     ctx = ActiveContext(flows.crux, segment, span.ref, snap.name, run_started, span=span, owner=True,
                         flow_id=snap.flow_id)
@@ -191,10 +205,14 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         raise
     except Exception as exc:
         summary = evidence.summary(exc)
-        _finish(run, status="failed", error=ErrorInfo(message=summary["message"], name=summary.get("name")))
+        recorded = _finish(run, status="failed", error=ErrorInfo(message=summary["message"], name=summary.get("name")))
         span.end("error", exc)
         segment.run_end("error", run_started, exc)
         outcome = "failed"
+        log.error("cruxcelery: flow %s (%s) failed: %s: %s", snap.flow_id, snap.name,
+                  summary.get("name") or type(exc).__name__, summary["message"], exc_info=exc)
+        if recorded and failures is not None:  # its task ends FAILURE (not when cancelled meanwhile)
+            failures.append(exc)
     finally:
         flows.crux.flush()
     if run.snap.is_terminal:
@@ -223,7 +241,11 @@ class OutsideStep:
         return publish(self._ctx, label, task, args, options, kind="task")
 
 
-def _finish(run: FlowRun, **changes: Any) -> None:
-    """The terminal write; a flow cancelled from outside meanwhile stays cancelled."""
-    with contextlib.suppress(FlowCancelled, LeaseLost, VersionConflict):
+def _finish(run: FlowRun, **changes: Any) -> bool:
+    """The terminal write; a flow cancelled from outside meanwhile stays cancelled. Returns
+    whether it was written."""
+    try:
         run.save(waiting=None, **changes)
+    except (FlowCancelled, LeaseLost, VersionConflict):
+        return False
+    return True

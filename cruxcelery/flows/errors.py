@@ -115,5 +115,15 @@ class StepFailed(FlowError):
     """A step failed after its last attempt and had no fallback."""
 
 
+class FlowTaskFailed(FlowError):
+    """Raised by a flow's Celery task after the engine recorded that the flow ended ``failed``, so
+    the task ends FAILURE (in Flower too) with the user's error chained as its cause. The failure
+    is already durable: nothing retries it and recovery does not treat it as an interruption."""
+
+    def __init__(self, message: str, flow_id: str | None = None) -> None:
+        super().__init__(message)
+        self.flow_id = flow_id
+
+
 class ChildFailed(FlowError):
     """The child task a durable step waited on failed."""

@@ -27,11 +27,13 @@ class FlowsExtension(Extension):
             return  # without this worker's heartbeat a claim would look dead at once
         request = execution.request
         delivery = getattr(request, "delivery_info", None) or {}
+        headers = getattr(request, "request_dict", None) or {}
         message = {
             "name": execution.task_name, "args": list(getattr(request, "args", None) or ()),
             "kwargs": dict(getattr(request, "kwargs", None) or {}),
-            "envelope": (getattr(request, "request_dict", None) or {}).get(HEADER),
+            "envelope": headers.get(HEADER),
             "routing_key": delivery.get("routing_key"), "exchange": delivery.get("exchange"),
+            **{k: v for k in ("shadow", "root_id", "parent_id") if (v := headers.get(k))},
         }
         self.flows.store.claim(execution.task_id, self.flows.sweeper.worker_id, message)
 

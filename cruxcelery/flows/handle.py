@@ -14,10 +14,13 @@ from cruxcelery import args as action_args
 from cruxcelery.context import current
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows import engine
+from cruxcelery.flows.errors import FlowTaskFailed
 from cruxcelery.flows.guard import typed
 from cruxcelery.flows.keys import create_flow_id, validate_flow_id, validate_idempotency_key, validate_signal_name
 from cruxcelery.flows.results import FlowResult, result_of
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
+from cruxcelery.telemetry import otel
+from cruxcelery.telemetry.redaction import redact_text
 
 if TYPE_CHECKING:
     from cruxcelery.actions import ActionContext
@@ -47,7 +50,14 @@ class FlowHandle(Generic[A]):
         handle = self
 
         def run_flow(self: Task[Any, Any], flow_id: str, reason: str = "start") -> dict[str, Any]:
-            return engine.execute(handle._flows, handle, flow_id, reason)
+            failures: list[BaseException] = []
+            result = engine.execute(handle._flows, handle, flow_id, reason, failures)
+            if failures:  # recorded already: the task ends FAILURE with the user's error as its cause
+                error = failures[-1]
+                ids = " ".join(f"{k}={result[k]}" for k in ("runId", "traceId") if k in result)
+                raise FlowTaskFailed(f"flow {handle.name} {flow_id} failed: {type(error).__name__}: "
+                                        f"{redact_text(str(error))} ({ids})", flow_id) from error
+            return result
 
         app: Any = self._flows.crux.app
         task: Task[Any, Any] = app.task(
@@ -81,6 +91,8 @@ class FlowHandle(Generic[A]):
         if ctx is not None:  # started inside a run: the flow is a child run of it
             trace = {"trace_id": ctx.run.trace_id, "operation_id": ctx.run.operation_id,
                      "parent_run_id": ctx.run.run_id, "triggered_by_span_id": ctx.parent.span_id}
+        elif (caller := otel.current_span_context()) is not None:  # a traced request: its trace is the flow's
+            trace = {"otel_trace_id": format(caller.trace_id, "032x"), "otel_span_id": format(caller.span_id, "016x")}
         snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=model.model_dump(mode="json"),
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 signals={name: model.model_json_schema() for name, model in self.signals.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -22,13 +23,19 @@ from cruxcelery.flows.sweeper import Sweeper
 from cruxcelery.flows.timing import WAKE_TASK, Timers
 from cruxcelery.outcomes import Outcome
 from cruxcelery.publishing import quiet
-from cruxcelery.telemetry import evidence
+from cruxcelery.telemetry import evidence, otel
 
 if TYPE_CHECKING:
     from cruxcelery.runtime import Runtime
 
 log = logging.getLogger("cruxcelery.flows")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_FIRST_TASK = uuid.UUID("6f0c1c5e-8a57-4b1e-9a0e-63727578666c")
+
+
+def first_task_id(flow_id: str) -> str:
+    """The Celery task id of a flow's start task (derived, so any process can name it)."""
+    return str(uuid.uuid5(_FIRST_TASK, flow_id))
 
 
 class FlowRuntime:
@@ -81,15 +88,46 @@ class FlowRuntime:
         the broker took the message, so a publish that fails (or a process that dies before it)
         is retried by the sweeper. Raises ``BrokerUnavailable`` / ``StoreUnavailable``."""
         self.crux.check_json_only()
+        if reason == "signal":
+            self._trace_signal(flow_id, name)
         member = self.store.outbox_add(flow_id, name, reason, queue)
         self.publish_flow_task(flow_id, name, reason, queue)
         self.store.outbox_done(member)
 
+    def _trace_signal(self, flow_id: str, name: str) -> None:
+        """A traced request signals the flow: a ``flow.signal`` span in the flow's trace (under its
+        root span), linked to the request's span."""
+        caller = otel.current_span_context()
+        if caller is None or not otel.enabled():
+            return
+        try:
+            snap = self.store.load(flow_id)
+            tc = snap.trace_context if snap is not None else {}
+            if tc.get("trace_id") and tc.get("root_span_id"):
+                parent = otel.remote_context(tc["trace_id"], tc["root_span_id"])
+            elif tc.get("otel_trace_id") and tc.get("otel_span_id"):
+                parent = otel.remote_context(tc["otel_trace_id"], tc["otel_span_id"])
+            else:
+                return
+            otel.linked_span(f"{name} · signal", parent, caller,
+                             {"crux.primitive": "flow.signal", "crux.flow_id": flow_id,
+                              **({"crux.run_id": tc["run_id"]} if tc.get("run_id") else {})})
+        except Exception:  # tracing never blocks a signal
+            log.warning("cruxcelery: could not trace the signal of flow %s", flow_id, exc_info=True)
+
     def publish_flow_task(self, flow_id: str, name: str, reason: str, queue: str | None) -> None:
+        """Flower shows it as ``<flow name> · <reason>``; the start task's id is derived from the
+        flow id, and every later task of the flow names it as its root and parent."""
         options: dict[str, Any] = {"queue": queue} if queue else {}
+        first = first_task_id(flow_id)
+        if reason == "start":
+            options["task_id"] = first
+        else:
+            options.update(root_id=first, parent_id=first)
         with quiet():
             self.crux.app.send_task(f"{FLOW_TASK_PREFIX}{name}", kwargs={"flow_id": flow_id, "reason": reason},
-                                    **options)
+                                    shadow=f"{name} · {reason}", argsrepr="()",
+                                    kwargsrepr=repr({"flow_id": flow_id, "reason": reason}), **options)
 
     def resume(self, flow_id: str, reason: str) -> None:
         """Publish the flow's task now; its execution decides whether there is work."""

@@ -126,6 +126,7 @@ class Sweeper:
             options["routing_key"] = message["routing_key"]
         if message.get("exchange") is not None:
             options["exchange"] = message["exchange"]
+        options.update({k: message[k] for k in ("shadow", "root_id", "parent_id") if message.get(k)})
         with outgoing(envelope):
             crux.app.send_task(message["name"], args=message.get("args") or [],
                                kwargs=message.get("kwargs") or {}, **options)

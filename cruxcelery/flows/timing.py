@@ -111,6 +111,10 @@ class Timers:
                       envelope: str | None, due_ms: int, task_id: str) -> None:
         """Publish task ``name`` (as ``task_id``, with ``envelope``) at ``due_ms``: a ``publish``
         timer whose payload waits in Redis until it fires."""
+        current = self._flows.crux.app.current_worker_task
+        if current is not None and current.request.id:  # Flower links the hop to its publisher
+            options = {"root_id": current.request.root_id or current.request.id,
+                       "parent_id": current.request.id, **options}
         payload = {"name": name, "args": list(args), "kwargs": kwargs, "options": options,
                    "envelope": envelope, "task_id": task_id}
         self._flows.store.put_deferred(task_id, payload, due_ms)
@@ -132,8 +136,29 @@ class Timers:
         if payload is None:
             return False  # published already
         envelope = crux.codec.decode(payload["envelope"]) if payload.get("envelope") else None
+        options = _flower_options(crux.app, payload)
         with outgoing(envelope):
             crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
-                               task_id=payload["task_id"], **payload["options"])
+                               task_id=payload["task_id"], **options)
         store.delete_deferred(deferred_id)  # done only once the publish succeeded
         return True
+
+
+def _flower_options(app: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """A deferred message's options with the name and redacted reprs Flower shows (its args are
+    the real values, secrets included)."""
+    from cruxcelery import args as action_args
+    from cruxcelery.actions import CruxTask, flower_options
+
+    options = dict(payload.get("options") or {})
+    args, kwargs = tuple(payload.get("args") or ()), dict(payload.get("kwargs") or {})
+    target = app.tasks.get(payload["name"])
+    try:
+        if isinstance(target, CruxTask):
+            options.setdefault("shadow", target.shadow_name(args, kwargs, options))
+            value: Any = action_args.coerce(target.crux_args_model, args, kwargs, target.name)
+        else:
+            value = kwargs if kwargs or not args else args
+    except Exception:  # the worker reports invalid args; Flower shows nothing of them
+        return {"argsrepr": "(…)", "kwargsrepr": "{…}", **options}
+    return flower_options(value, options)

@@ -93,3 +93,21 @@ def attach(span: trace.Span) -> object:
 def detach(token: object) -> None:
     with contextlib.suppress(Exception):  # detaching in another context must never hurt the task
         otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def set_attributes(span: trace.Span, attributes: dict[str, AttributeValue]) -> None:
+    with contextlib.suppress(Exception):  # attributes are best effort on any span
+        span.set_attributes(attributes)
+
+
+def enabled() -> bool:
+    """Whether the application set a tracer provider (otherwise no SDK span is exported)."""
+    return _tracer() is not None
+
+
+def linked_span(name: str, parent: SpanContext | None, link: SpanContext,
+                attributes: dict[str, AttributeValue]) -> None:
+    """A zero-length span under ``parent`` (another trace's span, e.g. a flow's root) linked to
+    ``link`` (the request that caused it): it puts a request of one trace into another."""
+    span, _, _ = start_span(name, parent, links=(link,), attributes=attributes)
+    span.end()

@@ -39,15 +39,36 @@ OtelStart = tuple[trace.Span, str, str]
 
 def new_root_segment(
     recorder: Recorder, name: str, primitive: str, *, adopt_current_otel: bool,
-    links: tuple[SpanContext, ...] = (),
+    links: tuple[SpanContext, ...] = (), otel_parent: SpanContext | None = None,
 ) -> tuple[Segment, OtelStart]:
     """A new run whose root span is begun first, so the run takes the span's trace id (the active
-    OTel span's trace, e.g. the Celery instrumentation's, when ``adopt_current_otel``)."""
+    OTel span's trace, e.g. the Celery instrumentation's, when ``adopt_current_otel``; the trace
+    of ``otel_parent``, an OTel-only caller such as a traced web request, when given)."""
     started = otel.start_span(
-        name, None, adopt_current=adopt_current_otel, links=links, attributes={"crux.primitive": primitive}
+        name, otel_parent, adopt_current=adopt_current_otel, links=links, attributes={"crux.primitive": primitive}
     )
     new_id = ids.run_id()
     return Segment(recorder, RunRef(new_id, new_id, started[1])), started
+
+
+_OTEL_NAMES = {"flowId": "crux.flow_id", "stepLabel": "crux.step", "attempt": "crux.attempt"}
+
+
+def otel_attributes(primitive: str, run_id: str, attributes: dict[str, Any], flow_id: str | None,
+                    step_id: str | None) -> dict[str, Any]:
+    """A Crux span's OTel attributes: ``crux.primitive``, ``crux.run_id``, ``crux.flow_id``,
+    ``crux.step`` and ``crux.attempt`` where they apply, and its (and its action's) scalar
+    attributes under their own names."""
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if isinstance(value, str | bool | int | float) and isinstance(key, str):
+            out[_OTEL_NAMES.get(key, key)] = value
+    out.update({"crux.primitive": primitive, "crux.run_id": run_id})
+    if flow_id:
+        out["crux.flow_id"] = flow_id
+    if step_id and "crux.step" not in out:
+        out["crux.step"] = step_id
+    return out
 
 
 def family_of(primitive: str) -> str:
@@ -127,9 +148,12 @@ class Segment:
         """Open a span (and its OTel twin) under ``parent``; ``started`` passes an OTel span
         already begun by ``new_root_segment``."""
         attrs = json_safe(attributes or {})
+        otel_attrs = otel_attributes(primitive, self.run.run_id, attrs, flow_id, step_id)
         if started is None:
             parent_ctx = otel.remote_context(parent.trace_id, parent.span_id) if parent else None
-            started = otel.start_span(name, parent_ctx, attributes={"crux.primitive": primitive})
+            started = otel.start_span(name, parent_ctx, attributes=otel_attrs)
+        else:
+            otel.set_attributes(started[0], otel_attrs)
         otel_span, _trace_id, span_id = started
         span = CruxSpan(self, span_id, parent.span_id if parent else None, name, primitive, otel_span)
         self.emit(
