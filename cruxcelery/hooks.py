@@ -124,9 +124,10 @@ def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     runtime = _runtime_for(getattr(task, "app", None) or getattr(sender, "app", None))
     if runtime is None or request is None:
         return
-    envelope = runtime.codec.decode((getattr(request, "request_dict", None) or {}).get(HEADER))
-    runtime.extensions.received(Execution(task, request.id, str(getattr(request, "task_name", request.name)),
-                                          request, envelope))
+    headers = getattr(request, "request_dict", None) or {}
+    envelope = runtime.codec.decode(headers.get(HEADER))
+    name = str(headers.get("task") or getattr(task, "name", None) or request.name)  # request.name may be a shadow
+    runtime.extensions.received(Execution(task, request.id, name, request, envelope))
 
 
 @dataclass

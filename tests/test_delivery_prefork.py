@@ -55,14 +55,15 @@ def _assert_complete(records):
 
 
 def test_records_from_pool_children_arrive_before_a_warm_shutdown_completes(tmp_path, celery_test_app, receiver):
-    # no waiting in the actions' own flushes: what is still queued rides on the shutdown hooks
-    emitted, received = _run_and_shut_down(tmp_path, celery_test_app, receiver, flush_s="0")
+    # the HTTP path, no waiting in the actions' own flushes: what is still queued rides on the
+    # shutdown hooks (with the spool, records are durable in Redis at once: tests/test_spool_delivery.py)
+    emitted, received = _run_and_shut_down(tmp_path, celery_test_app, receiver, flush_s="0", spool="off")
     _assert_complete(emitted)
     assert sorted(r["recordId"] for r in received) == sorted(r["recordId"] for r in emitted)
 
 
 def test_records_arrive_when_pool_children_are_recycled(tmp_path, celery_test_app, receiver):
-    emitted, received = _run_and_shut_down(tmp_path, celery_test_app, receiver, flush_s="0",
+    emitted, received = _run_and_shut_down(tmp_path, celery_test_app, receiver, flush_s="0", spool="off",
                                            extra_args=("--max-tasks-per-child", "1"))
     _assert_complete(emitted)
     assert sorted(r["recordId"] for r in received) == sorted(r["recordId"] for r in emitted)

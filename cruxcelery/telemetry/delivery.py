@@ -26,12 +26,12 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
+from cruxcelery.telemetry import forksafe
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import EncodedRecord, encode_record, single_record_fits
 from cruxcelery.telemetry.exporter import FlushResult, FlushStatus, JsonRecord
@@ -99,7 +99,7 @@ class HttpExporter:
         self._max_bytes = max_queue_bytes
         self._closed = False
         self._init_state()
-        _track_for_fork(self)
+        forksafe.track(self)
 
     def _init_state(self) -> None:
         self._pid = os.getpid()
@@ -119,7 +119,7 @@ class HttpExporter:
         self._reported = DeliveryCounts()
         self._warnings = _WarningLimiter()
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         """In a forked child: start over with nothing queued; the parent keeps its records."""
         self._init_state()
         self._transport.reset_after_fork()
@@ -135,7 +135,7 @@ class HttpExporter:
 
     def _export(self, records: Sequence[JsonRecord]) -> None:
         if self._pid != os.getpid():
-            self._after_fork()
+            self.after_fork()
         encoded: list[EncodedRecord] = []
         invalid = oversized = 0
         for record in records:
@@ -188,7 +188,7 @@ class HttpExporter:
 
     def _flush(self, deadline: float) -> FlushResult:
         if self._pid != os.getpid():
-            self._after_fork()
+            self.after_fork()
         breaker = self.breaker
         with self._lock:
             target = self._queue.last_seq
@@ -352,23 +352,3 @@ def _untraced() -> AbstractContextManager[object]:
     except ImportError:  # pragma: no cover - the package ships with the celery instrumentation
         return contextlib.nullcontext()
     return suppress_instrumentation()
-
-
-# -- fork safety -------------------------------------------------------------------------------------
-
-_EXPORTERS: weakref.WeakSet[HttpExporter] = weakref.WeakSet()
-_FORK_HOOK: list[bool] = []
-
-
-def _track_for_fork(exporter: HttpExporter) -> None:
-    """Remember the exporter (weakly) and install the process-wide after-fork hook once."""
-    _EXPORTERS.add(exporter)
-    if not _FORK_HOOK:
-        os.register_at_fork(after_in_child=_reinit_after_fork)
-        _FORK_HOOK.append(True)
-
-
-def _reinit_after_fork() -> None:
-    for exporter in list(_EXPORTERS):
-        with contextlib.suppress(Exception):  # an at-fork hook must never raise
-            exporter._after_fork()

@@ -37,14 +37,13 @@ import socket
 import threading
 import time
 import uuid
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from cruxcelery.telemetry import spoolgroup
+from cruxcelery.telemetry import forksafe, spoolgroup
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import MAX_RECORDS_PER_REQUEST, EncodedRecord
 from cruxcelery.telemetry.retry import Deadline
@@ -123,7 +122,7 @@ class Forwarder:
         self.linger_s = max(0.0, linger_s)
         self._fixed_consumer = consumer
         self._init_state()
-        _track_for_fork(self)
+        forksafe.track(self)
 
     def _init_state(self) -> None:
         self._pid = os.getpid()
@@ -141,7 +140,7 @@ class Forwarder:
         self._pool: ThreadPoolExecutor | None = None  # made lazily: threads do not survive a fork
         self.stats = ForwardStats()
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         self._init_state()
         self.transport.reset_after_fork()
 
@@ -150,7 +149,7 @@ class Forwarder:
     def start(self) -> None:
         """Run passes in a daemon thread until ``stop``. Idempotent."""
         if self._pid != os.getpid():
-            self._after_fork()
+            self.after_fork()
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
@@ -196,7 +195,7 @@ class Forwarder:
     def run_once(self, budget_s: float | None = None) -> PassResult:
         """One pass: read, send, acknowledge. Never raises."""
         if self._pid != os.getpid():
-            self._after_fork()
+            self.after_fork()
         with self._lock:
             try:
                 return self._pass(self.send_budget_s if budget_s is None else budget_s)
@@ -378,22 +377,3 @@ def _untraced() -> contextlib.AbstractContextManager[object]:
     except ImportError:  # pragma: no cover
         return contextlib.nullcontext()
     return suppress_instrumentation()
-
-
-# -- fork safety -------------------------------------------------------------------------------------
-
-_FORWARDERS: weakref.WeakSet[Forwarder] = weakref.WeakSet()
-_FORK_HOOK: list[bool] = []
-
-
-def _track_for_fork(forwarder: Forwarder) -> None:
-    _FORWARDERS.add(forwarder)
-    if not _FORK_HOOK:
-        os.register_at_fork(after_in_child=_reinit_after_fork)
-        _FORK_HOOK.append(True)
-
-
-def _reinit_after_fork() -> None:
-    for forwarder in list(_FORWARDERS):
-        with contextlib.suppress(Exception):  # an at-fork hook must never raise
-            forwarder._after_fork()

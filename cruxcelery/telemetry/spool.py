@@ -28,7 +28,6 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cruxcelery.telemetry import forksafe
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import MAX_BODY_BYTES, EncodedRecord, body_size, encode_record
 from cruxcelery.telemetry.exporter import FlushResult, JsonRecord
@@ -144,7 +144,7 @@ class SpoolExporter:
         self.breaker = breaker or CircuitBreaker(probe_base_s=0.5, probe_cap_s=5.0)
         self._closed = False
         self._init_state()
-        _track_for_fork(self)
+        forksafe.track(self)
 
     def _init_state(self) -> None:
         self._pid = os.getpid()
@@ -163,7 +163,7 @@ class SpoolExporter:
         self._last_error: str | None = None
         self._last_warning = 0.0
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         self._init_state()
 
     # -- RecordExporter ------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ class SpoolExporter:
         """Encode and buffer. Never touches the network, never raises."""
         try:
             if self._pid != os.getpid():
-                self._after_fork()
+                self.after_fork()
             encoded: list[bytes] = []
             invalid = oversized = 0
             for record in records:
@@ -208,7 +208,7 @@ class SpoolExporter:
 
     def _flush(self) -> FlushResult:
         if self._pid != os.getpid():
-            self._after_fork()
+            self.after_fork()
         if not self._buffer:
             with self._lock:
                 return self._result("drained")
@@ -368,22 +368,3 @@ def _entries_of(records: list[bytes]) -> list[list[bytes]]:
     if current:
         out.append(current)
     return out
-
-
-# -- fork safety -------------------------------------------------------------------------------------
-
-_EXPORTERS: weakref.WeakSet[SpoolExporter] = weakref.WeakSet()
-_FORK_HOOK: list[bool] = []
-
-
-def _track_for_fork(exporter: SpoolExporter) -> None:
-    _EXPORTERS.add(exporter)
-    if not _FORK_HOOK:
-        os.register_at_fork(after_in_child=_reinit_after_fork)
-        _FORK_HOOK.append(True)
-
-
-def _reinit_after_fork() -> None:
-    for exporter in list(_EXPORTERS):
-        with contextlib.suppress(Exception):  # an at-fork hook must never raise
-            exporter._after_fork()
