@@ -21,6 +21,7 @@ from cruxcelery import (
     purge_flows,
     signal_flow,
 )
+from tests.app import crux
 from tests.app_flows import (
     big_flow,
     counting,
@@ -59,7 +60,7 @@ def test_a_fallback_after_a_failed_durable_child_runs_its_own_child(worker):
 def test_extra_resumes_of_a_polling_flow_leave_one_recheck_timer(worker):
     flow_id = polling.start({})
     wait_status(polling, flow_id, "suspended")
-    flows = polling._flows
+    flows = crux.flows
     for _ in range(5):
         flows.resume(flow_id, "extra")
     time.sleep(1.5)  # the extra resumes and a few re-checks run
@@ -90,7 +91,7 @@ def test_a_signal_name_the_flow_does_not_declare_is_refused_at_the_caller(worker
     flow_id = resumable.start({})
     with pytest.raises(SignalRejected, match="declares no signal 'goo'"):
         resumable.signal(flow_id, "goo", {"topic": "typo"})
-    store = resumable._flows.store
+    store = crux.flows.store
     assert store.pending_signal_count(flow_id, "goo") == 0
     resumable.cancel(flow_id)
 
@@ -102,7 +103,7 @@ def test_a_retried_signal_with_the_same_signal_id_is_stored_once(worker):
     counting.signal(flow_id, "b", None, signal_id="click-1")
     counting.signal(flow_id, "b", None, signal_id="click-1")
 
-    assert counting._flows.store.pending_signal_count(flow_id, "b") == 1
+    assert crux.flows.store.pending_signal_count(flow_id, "b") == 1
     counting.cancel(flow_id)
 
 
@@ -124,7 +125,7 @@ def test_a_finished_flow_leaves_no_signals_or_timers_and_its_keys_expire(worker)
     flow_id = resumable.start({})
     resumable.signal(flow_id, "go", {"topic": "done"})
     resumable.result(flow_id, timeout_s=15)
-    store = resumable._flows.store
+    store = crux.flows.store
     assert not store.redis.exists(store.keys.signal(flow_id, "go"))
     assert not store.redis.exists(store.keys.flow_timers(flow_id))
     ttl = store.redis.pttl(store.keys.flow(flow_id))
@@ -137,7 +138,7 @@ def test_delete_flow_and_purge_flows_remove_every_key(worker):
     for flow_id in (first, second):
         resumable.signal(flow_id, "go", {"topic": "x"})
         resumable.result(flow_id, timeout_s=15)
-    store = resumable._flows.store
+    store = crux.flows.store
 
     assert delete_flow(first) is True and delete_flow(first) is False
     assert not store.redis.exists(store.keys.flow(first), store.keys.delivered(first))
