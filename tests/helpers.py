@@ -33,3 +33,4 @@ def assert_segment_sequences(records: list[dict[str, Any]]) -> None:
     for segment, seqs in by_segment.items():
         assert min(seqs) == 1, f"{segment} starts at {min(seqs)}"
         assert len(seqs) == len(set(seqs)), f"{segment} repeats a sequence number: {sorted(seqs)}"
+
