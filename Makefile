@@ -20,5 +20,13 @@ test: $(STAMP)
 	$(VENV)/bin/python -m mypy cruxcelery
 	$(VENV)/bin/python -m ruff check cruxcelery tasks flows tests bench examples
 
-bench: $(STAMP)
+# the bench also needs the `bench` extra (DBOS, psycopg, pyinstrument, py-spy): installed once per pyproject.toml
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+$(BENCH_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e '.[dev,demo,bench]'
+	rm -f $(VENV)/.bench-installed-*
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench

@@ -4,6 +4,9 @@ Import everything from here; every other module is private.
 """
 
 from cruxcelery.actions import ActionContext, CruxTask
+from cruxcelery.agents.generation import Generation, GenerationStream, generation, generation_stream
+from cruxcelery.agents.parallel import ParallelError
+from cruxcelery.agents.tools import Tool, ToolContext
 from cruxcelery.context import capture_context, with_context
 from cruxcelery.crux import Crux
 from cruxcelery.envelope import Envelope
@@ -58,6 +61,14 @@ __all__ = [
     "Crux",
     "CruxSettings",
     "CruxTask",
+    # agents: tools, generations, parallel
+    "Generation",
+    "GenerationStream",
+    "ParallelError",
+    "Tool",
+    "ToolContext",
+    "generation",
+    "generation_stream",
     # the extension seam
     "Execution",
     "Extension",

@@ -23,6 +23,8 @@ from cruxcelery.telemetry import redaction
 if TYPE_CHECKING:
     from celery.result import AsyncResult
 
+    from cruxcelery.agents.generation import Generation, GenerationStream
+    from cruxcelery.agents.tools import Tool
     from cruxcelery.runtime import Runtime
 
 DEFAULT_ROOT_PRIMITIVE = "runtime.celery.task"
@@ -66,6 +68,35 @@ class CruxHelpers:
         """Attach an artifact (a JSON-safe preview of ``value``, or text) to the current span."""
         ctx = _require("artifact")
         ctx.segment.artifact(ctx.parent.span_id, kind, value, text=text)
+
+    # agent work (cruxcelery.agents): generations, tools, parallel branches
+    def generation(self, model: str, provider: str, operation: str = "chat", messages: Any = None,
+                   timeout_s: float | None = None, attributes: dict[str, Any] | None = None, *,
+                   name: str | None = None) -> Generation:
+        """``with ctx.crux.generation(...) as gen``: a ``generation.call`` span (see ``cruxcelery.agents``)."""
+        from cruxcelery.agents import generation as gen
+        return gen.generation(model, provider, operation, messages, timeout_s, attributes, name=name)
+
+    def generation_stream(self, model: str, provider: str, operation: str = "chat", messages: Any = None,
+                          timeout_s: float | None = None, attributes: dict[str, Any] | None = None, *,
+                          name: str | None = None) -> GenerationStream:
+        """A ``generation.stream`` span closed from the real end of ``stream.wrap(...)``."""
+        from cruxcelery.agents import generation as gen
+        return gen.generation_stream(model, provider, operation, messages, timeout_s, attributes, name=name)
+
+    def run_tool(self, tool: Tool[Any], args: Any = None, *, call_id: str | None = None, label: str | None = None,
+                 timeout_s: float | None = None, **options: Any) -> Any:
+        """Run a ``@crux.tool``: in-process (returns its result) or, for ``as_task=True``, as a
+        child task across a boundary (returns its ``AsyncResult``; inside a flow step, durable)."""
+        from cruxcelery.agents import tools
+        return tools.run_tool(self, tool, args, call_id=call_id, label=label, timeout_s=timeout_s, **options)
+
+    def parallel(self, label: str, branches: dict[str, Callable[[], Any]], *, max_workers: int | None = None,
+                 return_exceptions: bool = False) -> dict[str, Any]:
+        """Run ``branches`` in threads that keep this action's context (not durable by itself
+        inside a flow: wrap it in ``scope.step``)."""
+        from cruxcelery.agents import parallel
+        return parallel.parallel(label, branches, max_workers=max_workers, return_exceptions=return_exceptions)
 
 
 def _require(what: str) -> context.ActiveContext:

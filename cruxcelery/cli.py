@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1", help="interface (beyond loopback: needs CRUX_DEVTOOLS_TOKEN)")
     dev.add_argument("--port", type=int, default=4400, help="port (default 4400)")
     dev.add_argument("--db", default=None, help="SQLite file (default: the user's data dir); ':memory:' keeps nothing")
-    dev.add_argument("--redis", default=None, metavar="URL", help="read flow snapshots from this Redis (read-only)")
+    dev.add_argument("--redis", default=None, metavar="URL",
+                     help="read flow snapshots and the telemetry spool from this Redis")
     forward = commands.add_parser("forward", help="forward the telemetry spool to devtools until SIGTERM/SIGINT")
     forward.add_argument("--app", default=None, metavar="MODULE",
                          help="read the settings (and the broker) from this Celery app module's Crux")

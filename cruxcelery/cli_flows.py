@@ -22,7 +22,7 @@ def register(commands: Any) -> None:
     flows = commands.add_parser("flows", help="list, inspect, signal, cancel, retry, delete and purge flows")
     sub = flows.add_subparsers(dest="flows_command", required=True, metavar="COMMAND")
 
-    listing = _command(sub, "list", "a page of flows, newest updated first", _list)
+    listing = _command(sub, "list", "a page of flows, newest status change first", _list)
     listing.add_argument("--status", choices=FLOW_STATUSES, help="only flows in this status")
     listing.add_argument("--name", help="only flows of this name")
     listing.add_argument("--limit", type=int, default=50, help="page size, 1 to 1000 (default 50)")

@@ -1,15 +1,18 @@
-"""``Crux(app)``: the runtime with durable flows plugged in through the extension seam.
+"""``Crux(app)``: the runtime with durable flows and agent tools plugged in through the extension seam.
 
 Flows register as one extension when ``Crux(app)`` is built, so every worker of the app reports
 durable children, sweeps timers and recovers flows, whatever modules it imported."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 from pydantic import BaseModel
 
+from cruxcelery.agents.extension import AgentsExtension
+from cruxcelery.agents.tools import Tool, ToolContext, make_tool
 from cruxcelery.flows.extension import FlowsExtension
 from cruxcelery.flows.handle import FlowHandle
 from cruxcelery.flows.manager import FlowRuntime
@@ -25,11 +28,25 @@ class Crux(Runtime):
         self.flows = FlowRuntime(self)
         self.deferred = self.flows.timers
         self.add_extension(FlowsExtension(self.flows))
+        self.add_extension(AgentsExtension(self))
 
     def flow(self, name: str, *, args: type[BaseModel],
              signals: dict[str, type[BaseModel]] | None = None) -> FlowHandle[Any]:
         """Define a durable flow; decorate its body with ``@handle.handler``."""
         return self.flows.flow(name, args, signals)
+
+    def tool(self, fn: Callable[[ToolContext, Any], Any] | None = None, *, name: str | None = None,
+             description: str | None = None, args: type[BaseModel] | None = None, as_task: bool = False,
+             **task_options: Any) -> Any:
+        """Decorate ``fn(ctx, args)`` into a ``Tool``: an in-process ``tool.call`` span when called
+        (or passed to ``ctx.crux.run_tool``), or with ``as_task=True`` also a Celery task that
+        ``run_tool`` publishes across a boundary (``task_options`` go to that task)."""
+
+        def decorate(func: Callable[[ToolContext, Any], Any]) -> Tool[Any]:
+            return make_tool(self, func, name=name, description=description, args=args, as_task=as_task,
+                             task_options=dict(task_options))
+
+        return decorate(fn) if fn is not None else decorate
 
     @classmethod
     def current(cls) -> Crux | None:

@@ -52,11 +52,14 @@ class Execution:
 
 @dataclass(frozen=True, slots=True)
 class Worker:
-    """The worker (or pool process) a lifecycle hook fires in. ``main`` is the worker's parent."""
+    """The worker (or pool process) a lifecycle hook fires in. ``main`` is the worker's parent.
+    ``clean`` is false when the worker exits after an unrecoverable error (exit code not 0): the
+    broker may not have taken back the messages it had reserved."""
 
     app: Any
     hostname: str
     main: bool
+    clean: bool = True
 
 
 class Extension:

@@ -198,8 +198,8 @@ def on_postrun(sender: Any = None, task_id: str | None = None, task: Any = None,
         execution.exit_frame(task_id)
 
 
-def _worker(app: Any, main: bool) -> Worker:
-    return Worker(app=app, hostname=socket.gethostname(), main=main)
+def _worker(app: Any, main: bool, clean: bool = True) -> Worker:
+    return Worker(app=app, hostname=socket.gethostname(), main=main, clean=clean)
 
 
 @_guarded
@@ -234,10 +234,12 @@ def on_worker_process_exit(sender: Any = None, **_: Any) -> None:
 
 @_guarded
 def on_worker_exit(sender: Any = None, **_: Any) -> None:
-    """The worker exits."""
+    """The worker exits (``sender.exitcode``: 0 or None after a warm or cold shutdown, 1 after an
+    unrecoverable error, such as kombu failing to requeue its reserved messages)."""
     from cruxcelery.runtime import Runtime
 
     app = getattr(sender, "app", None)
+    clean = getattr(sender, "exitcode", None) in (None, 0)
     for runtime in Runtime.instances():
         if app is None or runtime.app is app:
-            runtime.extensions.worker_shutdown(_worker(runtime.app, main=True))
+            runtime.extensions.worker_shutdown(_worker(runtime.app, main=True, clean=clean))

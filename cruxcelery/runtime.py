@@ -32,6 +32,8 @@ log = logging.getLogger("cruxcelery")
 
 E = TypeVar("E", bound=Extension)
 _PICKLE_MARKERS = ("pickle", "x-python-serialize")
+_SERIALIZER_KEYS = ("accept_content", "result_accept_content", "task_serializer", "result_serializer",
+                    "event_serializer")
 
 
 class Runtime:
@@ -42,6 +44,7 @@ class Runtime:
 
     def __init__(self, app: Celery, settings: CruxSettings | None = None) -> None:
         refuse_pickle(app)
+        self._json_only_checked: tuple[Any, ...] | None = None
         self.app = app
         self.settings = settings if settings is not None else CruxSettings.from_env()
         key = self.settings.signing_key
@@ -106,8 +109,13 @@ class Runtime:
         return self.extensions.find(kind)
 
     def check_json_only(self) -> None:
-        """Raise ``ConfigurationError`` if the app was switched to pickle after ``Crux(app)``."""
-        refuse_pickle(self.app)
+        """Raise ``ConfigurationError`` if the app was switched to pickle after ``Crux(app)``
+        (checked again only when one of the serializer settings changed)."""
+        conf = self.app.conf
+        seen = tuple(_frozen(conf.get(key)) for key in _SERIALIZER_KEYS)
+        if seen != self._json_only_checked:
+            refuse_pickle(self.app)
+            self._json_only_checked = seen
 
     # -- actions ---------------------------------------------------------------------------------
     def action(
@@ -165,15 +173,20 @@ class Runtime:
         return health
 
 
+def _frozen(value: Any) -> Any:
+    """A setting's value as it is now (a list changed in place later compares unequal)."""
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple | set | frozenset) else value
+
+
 def refuse_pickle(app: Celery) -> None:
     """cruxcelery is JSON-only: an app that accepts or produces pickle is refused."""
     conf = app.conf
     offending: list[str] = []
-    for key in ("accept_content", "result_accept_content"):
+    for key in _SERIALIZER_KEYS[:2]:
         values = conf.get(key) or []
         if any(marker in str(v).lower() for v in values for marker in _PICKLE_MARKERS):
             offending.append(f"{key}={list(values)!r}")
-    for key in ("task_serializer", "result_serializer", "event_serializer"):
+    for key in _SERIALIZER_KEYS[2:]:
         value = str(conf.get(key) or "").lower()
         if any(marker in value for marker in _PICKLE_MARKERS):
             offending.append(f"{key}={value!r}")

@@ -24,8 +24,9 @@
 | CRUX_TELEMETRY_REDIS_URL | telemetry_redis_url | ``CRUX_REDIS_URL``, else the broker URL when it is Redis; none otherwise | the Redis holding the telemetry spool (the stream ``{prefix}:telemetry``) |
 | CRUX_SPOOL | spool | ``auto`` | ``auto``: spool when a telemetry Redis is known and ``CRUX_DEVTOOLS_URL`` is set; ``on``: whenever a telemetry Redis is known (a ``cruxcelery forward`` process or devtools reads it); ``off``: never (records go over HTTP from an in-process queue) |
 | CRUX_SPOOL_MAX_ENTRIES | spool_max_entries | ``100000`` | ``MAXLEN ~`` of the spool stream (one entry per action flush); what is trimmed unread is counted |
-| CRUX_FORWARDER | forwarder | ``auto`` | ``auto``/``on``: every worker process runs a forwarder thread (spool -> devtools) when a spool and ``CRUX_DEVTOOLS_URL`` exist; ``off``: none (run ``cruxcelery forward`` instead) |
+| CRUX_FORWARDER | forwarder | ``auto`` | ``auto``/``on``: every worker process runs a forwarder thread (spool -> devtools) when a spool and ``CRUX_DEVTOOLS_URL`` exist, standing by while ``cruxcelery dev --redis`` reads the spool itself; ``off``: none (run ``cruxcelery forward`` instead) |
 | CRUX_FORWARDER_CLAIM_IDLE_S | forwarder_claim_idle_s | ``30`` | a dead forwarder's unacknowledged spool entries are claimed by another after this long |
+| CRUX_RECORD_CONTENT | record_content | ``false`` | ``true`` records what generations read and write (the ``messages`` and ``output`` artifacts' text, the arguments of the tool calls a model requests, ``gen_ai.input.messages`` / ``gen_ai.output.messages`` on OpenTelemetry spans); off, only their shape (roles, counts, lengths) is recorded, as OpenTelemetry's GenAI conventions advise |
 | CRUX_REDACT_PATTERNS | redact_patterns | none | extra regexes whose matches are redacted from every record (a JSON array of strings, or one regex per line), on top of the defaults (bearer tokens, common API key shapes) |
 """
 
@@ -77,6 +78,7 @@ class CruxSettings(BaseModel):
     forwarder: Literal["auto", "on", "off"] = "auto"
     forwarder_claim_idle_s: float = Field(default=30.0, gt=0, le=86400)
     redact_patterns: tuple[str, ...] = ()
+    record_content: bool = False
 
     @field_validator("spool", "forwarder", mode="before")
     @classmethod

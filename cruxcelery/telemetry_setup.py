@@ -35,7 +35,7 @@ from cruxcelery.telemetry import redaction
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.forwarder import Forwarder
-from cruxcelery.telemetry.spool import SpoolExporter, spool_client
+from cruxcelery.telemetry.spool import SpoolExporter, spool_client, standby_key
 from cruxcelery.telemetry.transport import HttpTransport
 
 if TYPE_CHECKING:
@@ -104,12 +104,14 @@ def spool_exporter(settings: CruxSettings, url: str) -> SpoolExporter:
 
 def make_forwarder(settings: CruxSettings, url: str, transport: HttpTransport, *, in_worker: bool = True) -> Forwarder:
     """In a worker process: one request at a time, lingering for batches (it shares the GIL with
-    the actions); on its own (``cruxcelery forward``): two requests in flight, no lingering."""
+    the actions), standing by while devtools reads the spool itself; on its own
+    (``cruxcelery forward``): two requests in flight, no lingering."""
     claim_idle_s = settings.forwarder_claim_idle_s
     return Forwarder(
         spool_client(url, socket_timeout_s=FORWARDER_SOCKET_TIMEOUT_S), spool_key(settings), transport,
         claim_idle_s=claim_idle_s, claim_interval_s=min(10.0, max(0.2, claim_idle_s / 2)),
         linger_s=FORWARDER_LINGER_S if in_worker else 0.0, concurrency=1 if in_worker else 2,
+        standby_key=standby_key(spool_key(settings)) if in_worker else None,
     )
 
 

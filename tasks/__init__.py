@@ -14,7 +14,7 @@ from cruxcelery import Crux
 REDIS_URL = os.environ.get("CRUX_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 app = Celery("tasks", broker=REDIS_URL, backend=REDIS_URL,
-             include=["tasks.research", "tasks.writing", "flows.writer", "flows.digest"])
+             include=["tasks.research", "tasks.writing", "tasks.agent", "flows.writer", "flows.digest"])
 app.conf.update(
     task_serializer="json",
     result_serializer="json",

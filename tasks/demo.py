@@ -1,5 +1,7 @@
 """The reference app's demo scenario (``cruxcelery demo`` / ``make demo`` runs it against a
-real worker): the ``plan research`` action, then the ``writer`` flow end to end."""
+real worker): the ``plan research`` action, then the ``research agent`` (a generation against a
+deterministic local model, two tools, two parallel branches), which hands its draft to the
+``writer`` flow; the scenario approves the draft and the flow finishes."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ def _wait_status(handle: object, flow_id: str, status: str, timeout_s: float = 6
 
 def scenario() -> bool:
     from flows.writer import writer
+    from tasks.agent import research_agent
     from tasks.research import plan
 
     started = time.monotonic()
@@ -24,7 +27,11 @@ def scenario() -> bool:
     print(f"plan research returned in {(time.monotonic() - started) * 1000:.0f} ms: {planned}")
 
     started = time.monotonic()
-    flow_id = writer.start({"draft_id": "demo-draft", "brief": "Durable flows survive worker restarts"})
+    answer = research_agent.delay({"question": "How do durable flows survive worker restarts?",
+                                   "draft_id": "demo-draft"}).get(timeout=60)
+    print(f"research agent returned in {(time.monotonic() - started) * 1000:.0f} ms: plan {answer['plan']!r}, "
+          f"{len(answer['notes'])} notes, handed off to the writer flow {answer['flowId']}")
+    flow_id = answer["flowId"]
     status = _wait_status(writer, flow_id, "suspended")
     print(f"writer {flow_id} is {status} at {writer.status(flow_id).suspended_at!r}; sending the approval")
     writer.signal(flow_id, "approval", {"approved": True, "feedback": "tighten the intro"})
@@ -33,4 +40,5 @@ def scenario() -> bool:
           f"{(time.monotonic() - started) * 1000:.0f} ms:")
     if result is not None and result.status == "completed":
         print("  " + str(result.output["draft"]).replace("\n", "\n  "))
-    return planned.get("sources") == 3 and result is not None and result.status == "completed"
+    return (planned.get("sources") == 3 and len(answer["notes"]) == 3 and result is not None
+            and result.status == "completed")

@@ -34,10 +34,15 @@ def spare_port(below: int = 55_000) -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, *, aof: bool = True, port: int | None = None) -> None:
+    """``aof``: append-only file, fsync always (a SIGKILL loses nothing). ``rdb``: Redis's default
+    snapshot points, so a graceful stop (``terminate``: SIGTERM, as a process manager restarts it)
+    writes ``dump.rdb`` and the next start loads it. Neither: nothing survives a restart."""
+
+    def __init__(self, directory: Path, *, aof: bool = True, port: int | None = None, rdb: bool = False) -> None:
         self.port = port or spare_port()
         self.directory = directory
         self.aof = aof
+        self.rdb = rdb
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -49,7 +54,8 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (.ci/run installs it)")
-        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        save = ["--save", "3600 1 300 100 60 10000"] if self.rdb else ["--save", ""]
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", *save,
                    "--dir", str(self.directory), "--appendonly", "yes" if self.aof else "no",
                    "--appendfsync", "always", "--logfile", str(self.directory / "redis.log")]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
@@ -70,6 +76,13 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
+        self.process = None
+
+    def terminate(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM: Redis shuts down gracefully (with ``rdb``, it saves its snapshot first)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=timeout_s)
         self.process = None
 
     def restart(self, down_s: float = 0.0) -> None:

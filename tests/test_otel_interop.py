@@ -54,12 +54,12 @@ def test_crux_and_celery_instrumentation_spans_form_one_tree(sink, celery_test_a
     mine = [s for s in spans if s.context.trace_id == root.context.trace_id]
     crux_spans = [s for s in mine if s.instrumentation_scope.name == "cruxcelery"]
     celery_spans = [s for s in mine if s.instrumentation_scope.name != "cruxcelery"]
-    assert {s.name for s in crux_spans} >= {"parent", "child", "leaf", "call child", "call grandchild"}
+    assert {s.name for s in crux_spans} >= {"invoke_agent parent", "child", "leaf", "call child", "call grandchild"}
     assert {"run/t.parent", "run/t.child", "run/t.leaf"} <= {s.name for s in celery_spans}
     ids = {s.context.span_id for s in mine}
     roots = [s for s in mine if s.parent is None or s.parent.span_id not in ids]
     assert [r.name for r in roots] == ["apply_async/t.parent"]
-    named = [s for s in spans if s.name in {"parent", "child", "leaf", "call child", "call grandchild"}]
+    named = [s for s in spans if s.name in {"invoke_agent parent", "child", "leaf", "call child", "call grandchild"}]
     assert {s.context.trace_id for s in named} == {root.context.trace_id}, "one trace id for the whole run"
 
 

@@ -27,8 +27,8 @@ def reference(tmp_path_factory):
     saved = os.environ.get("CRUX_REDIS_URL")
     os.environ["CRUX_REDIS_URL"] = REDIS
     try:
-        modules = {name: importlib.import_module(name) for name in ("tasks", "tasks.research", "flows.writer",
-                                                                     "flows.digest")}
+        modules = {name: importlib.import_module(name) for name in ("tasks", "tasks.research", "tasks.agent",
+                                                                     "flows.writer", "flows.digest")}
     finally:
         if saved is None:
             del os.environ["CRUX_REDIS_URL"]
@@ -90,3 +90,35 @@ def test_the_digest_flow_waits_until_its_child_flows_complete(reference):
     parent_run = next(r for r in records if r["type"] == "run:start" and r["attributes"].get("flowId") == flow_id)
     children = [r for r in records if r["type"] == "run:start" and r.get("parentRunId") == parent_run["runId"]]
     assert len(children) == 3 and {c["operationId"] for c in children} == {parent_run["operationId"]}
+
+
+def test_the_research_agent_plans_calls_tools_branches_and_hands_off_to_the_writer(reference):
+    modules, path, worker = reference
+    answer = modules["tasks.agent"].research_agent.delay({"draft_id": "agent-ref"}).get(timeout=30)
+    writer = modules["flows.writer"].writer
+    deadline = time.monotonic() + 30
+    while writer.status(answer["flowId"]).status != "suspended" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.signal(answer["flowId"], "approval", {"approved": True})
+    result = writer.result(answer["flowId"], timeout_s=30)
+    assert result is not None and result.status == "completed", worker.log()[-2000:]
+
+    def done(rs):
+        return any(r["type"] == "span" and r.get("toolName") == "ask_user" for r in rs) and any(
+            r["type"] == "span:start" and r.get("toolName") == "fetch_source" for r in rs)
+
+    records = _records(path, done)
+    for record in records:
+        validate_record(record)
+    run_id = next(r["runId"] for r in records if r["type"] == "run:start" and r["name"] == "research agent")
+    mine = [r for r in records if r["runId"] == run_id]
+    spans = {r["name"]: r for r in mine if r["type"] in ("span:start", "span")}
+    assert spans["plan research"]["primitive"] == "generation.call" and spans["plan research"]["model"]
+    assert spans["outline draft"]["primitive"] == "generation.stream"
+    tools = {r["toolName"]: r for r in mine if r["type"] in ("span:start", "span") and r["primitive"] == "tool.call"}
+    assert set(tools) == {"search_notes", "fetch_source", "ask_user"}
+    assert tools["ask_user"]["attributes"]["executed"] is False
+    branches = [r for r in mine if r.get("primitive") == "composition.branch"]
+    assert {b["parentSpanId"] for b in branches} == {spans["draft in parallel"]["spanId"]} and len(branches) == 2
+    writer_run = next(r for r in records if r["type"] == "run:start" and r.get("parentRunId") == run_id)
+    assert writer_run["rootPrimitive"] == "flow.run"

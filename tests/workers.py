@@ -88,7 +88,9 @@ class Supervised:
         import contextlib
 
         stack = contextlib.ExitStack()
-        worker = stack.enter_context(subprocess_worker(self._tmp_path, **self._options))  # type: ignore[arg-type]
+        directory = self._tmp_path / f"supervised-{len(self._stack)}"  # each run keeps its own log
+        directory.mkdir(exist_ok=True)
+        worker = stack.enter_context(subprocess_worker(directory, **self._options))  # type: ignore[arg-type]
         worker.stack = stack  # type: ignore[attr-defined]
         self._stack.append(worker)
 

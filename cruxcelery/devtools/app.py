@@ -27,6 +27,7 @@ from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.devtools.live import PASS_INTERVAL_S, Hub, reconcile_forever
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS
 from cruxcelery.devtools.service import DevtoolsService, FlowSnapshots
+from cruxcelery.devtools.spoolreader import DirectIngest, SpoolReader
 
 __all__ = ["MAX_BODY_BYTES", "DevtoolsConfig", "create_app"]
 
@@ -48,6 +49,8 @@ class DevtoolsConfig:
     pass_interval_s: float = PASS_INTERVAL_S
     clock: Callable[[], float] | None = None
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    spool_redis_url: str | None = None  # read the telemetry spool at ``spool_key`` there directly
+    spool_key: str = "crux:telemetry"
 
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -183,6 +186,17 @@ class _Api:
         return response
 
 
+def _spool_reader(config: DevtoolsConfig, service: DevtoolsService, hub: Hub,
+                  loop: asyncio.AbstractEventLoop) -> SpoolReader | None:
+    if not config.spool_redis_url:
+        return None
+
+    def ingested(result: IngestResult) -> None:
+        loop.call_soon_threadsafe(hub.publish_runs, result.touched_runs, result.new_runs)
+
+    return SpoolReader(config.spool_redis_url, config.spool_key, DirectIngest(service.ingest, ingested)).start()
+
+
 def create_app(config: DevtoolsConfig | None = None) -> Starlette:
     """The devtools ASGI app. Its lifespan opens the database and runs the 1 s pass."""
     config = config or DevtoolsConfig()
@@ -196,9 +210,12 @@ def create_app(config: DevtoolsConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = asyncio.create_task(reconcile_forever(service, hub, config.pass_interval_s))
+        reader = _spool_reader(config, service, hub, asyncio.get_running_loop())
         try:
             yield
         finally:
+            if reader is not None:
+                await run_in_threadpool(reader.stop)
             hub.close()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,7 +18,11 @@ from cruxcelery.telemetry.records import SCHEMA_VERSION
 
 __all__ = ["BatchError", "RawRecord", "split_batch"]
 
-_decoder = json.JSONDecoder()
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # Python's decoder takes NaN and Infinity; JSON (and orjson) do not
+
+
+_decoder = json.JSONDecoder(parse_constant=_not_json)
 _WS = " \t\n\r"
 
 
@@ -111,7 +115,10 @@ def _compact(body: bytes) -> tuple[dict[str, Any], list[RawRecord] | None] | Non
         value = fastjson.loads(body)
     except ValueError:
         return None
-    if not isinstance(value, dict) or fastjson.dumps(value) != body:
+    try:
+        if not isinstance(value, dict) or fastjson.dumps(value) != body:
+            return None
+    except (TypeError, ValueError):  # orjson writes less deeply nested values than it reads
         return None
     records = value.get("records")
     if not isinstance(records, list):

@@ -135,6 +135,8 @@ def _span_dict(span: SpanNode, display_parent: str | None, folded: bool, diags: 
         "infrastructure": span.infrastructure, "placeholder": span.placeholder, "segmentId": span.segment_id,
         "flowId": _s(fields.get("flowId")), "stepId": _s(fields.get("stepId")),
         "toolName": _s(fields.get("toolName")), "agentId": _s(fields.get("agentId")), "error": span.error,
+        "model": _s(fields.get("model")), "provider": _s(fields.get("provider")), "metrics": span.metrics or None,
+        "endAttributes": span.end_attributes or None,
         "errorStack": _stack(span), "attributes": span.attributes, "reconciledFrom": span.reconciled_from,
         "diagnostics": diags, "events": [_event(e) for e in events],
         "artifacts": [_artifact(a) for a in span.artifacts],

@@ -49,7 +49,9 @@ class SpanNode:
     raw_ended_ms: float | None = None
     error: dict[str, Any] | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
-    fields: dict[str, Any] = field(default_factory=dict)  # flowId, stepId, toolName, agentId, deadlineAt
+    fields: dict[str, Any] = field(default_factory=dict)  # flowId, stepId, toolName, agentId, deadlineAt, model...
+    metrics: dict[str, Any] = field(default_factory=dict)  # a generation's tokens and cost (its end's metrics)
+    end_attributes: dict[str, Any] = field(default_factory=dict)  # finish reasons, a failing tool's phase...
     events: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     record_count: int = 0  # records naming this span: records only add, so a span with as many is unchanged
@@ -297,10 +299,13 @@ def _span_record(spans: dict[str, SpanNode], type_: str, record: dict[str, Any])
         span.segment_id = record["segmentId"]
         span.started_ms = parse_ms(record.get("startedAt"))
         span.attributes = _d(record.get("attributes"))
-        for key in ("flowId", "stepId", "toolName", "agentId", "deadlineAt"):
+        for key in ("flowId", "stepId", "toolName", "agentId", "deadlineAt", "model", "provider"):
             if record.get(key) is not None:
                 span.fields[key] = record[key]
     if type_ in ("span:end", "span"):
+        span.metrics = _d(record.get("metrics")) or span.metrics
+        if type_ == "span:end":
+            span.end_attributes = _d(record.get("attributes")) or span.end_attributes
         span.raw_status = _s(record.get("status")) or "ok"
         span.raw_ended_ms = parse_ms(record.get("endedAt"))
         span.error = record.get("error") if isinstance(record.get("error"), dict) else None

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -71,8 +72,11 @@ class Ingestor:
         valid: list[tuple[int, RawRecord, Identity]] = []
         for index, raw in enumerate(records):
             try:
+                if _SURROGATE_ESCAPE.search(raw.text):
+                    raw.text = _without_lone_surrogates(raw.text)
+                    raw.value = json.loads(raw.text)
                 valid.append((index, raw, check_record(raw.value)))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 rid = raw.value.get("recordId") if isinstance(raw.value, dict) else None
                 dispositions[index] = _rejected(index, rid if isinstance(rid, str) else None, "invalid_record",
                                                 str(exc))
@@ -80,16 +84,19 @@ class Ingestor:
         try:
             with self.db.write() as conn:
                 self._transaction(conn, valid, dispositions, result)
-        except sqlite3.Error:
+        except _BATCH_FAILURES:
             result = IngestResult([])
             for item in valid:
+                index, _raw, identity = item
                 try:
                     with self.db.write() as conn:
                         self._transaction(conn, [item], dispositions, result)
                 except sqlite3.Error as exc:
-                    index, _raw, identity = item
                     dispositions[index] = _rejected(index, identity.record_id, "ingest_unavailable",
                                                     f"storage unavailable: {exc}", retryable=True)
+                except _UNSTORABLE as exc:  # one record SQLite cannot hold never fails the others
+                    dispositions[index] = _rejected(index, identity.record_id, "invalid_record",
+                                                    f"cannot be stored: {type(exc).__name__}: {exc}")
         result.dispositions = [d for d in dispositions if d is not None]
         return result
 
@@ -151,6 +158,22 @@ class Ingestor:
             return _rejected(index, ident.record_id, "record_id_conflict",
                              "a different record with this recordId is stored")
         return Disposition(index, ident.record_id, "accepted")
+
+
+_UNSTORABLE: tuple[type[Exception], ...] = (OverflowError, UnicodeError, ValueError, TypeError, RecursionError)
+"""What a value SQLite cannot take raises (an integer past 64 bits...): the record is invalid."""
+_BATCH_FAILURES: tuple[type[Exception], ...] = (sqlite3.Error, *_UNSTORABLE)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate escape: paired (harmless) or lone
+_ESCAPES = re.compile(r"(\\\\)"  # an escaped backslash: what follows is text, not an escape
+                      r"|(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"  # a surrogate pair
+                      r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})")  # a lone surrogate
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """The record's JSON text with every lone surrogate escape (JSON allows ``\\ud800`` alone;
+    UTF-8, SQLite and orjson do not) replaced by ``\\ufffd``, as Go's JSON decoder does. Escaped
+    backslashes and surrogate pairs are kept; nothing else changes."""
+    return _ESCAPES.sub(lambda m: m.group(0) if m.group(3) is None else "\\ufffd", text)
 
 
 _INSERT = ("INSERT INTO records (record_id, run_id, segment_id, segment_seq, schema_version, type, known,"

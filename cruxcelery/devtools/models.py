@@ -96,6 +96,10 @@ class SpanOut(ApiModel):
     step_id: str | None = None
     tool_name: str | None = None
     agent_id: str | None = None
+    model: str | None = None  # a generation's model and provider
+    provider: str | None = None
+    metrics: dict[str, Any] | None = None  # its token usage and cost
+    end_attributes: dict[str, Any] | None = None  # what its span:end said: response model, finish reasons...
     error: dict[str, Any] | None = None
     error_stack: str | None = None
     attributes: dict[str, Any]

@@ -86,7 +86,9 @@ def serve(host: str = "127.0.0.1", port: int = 4400, db: str | None = None, redi
     if redis_url:
         from cruxcelery.devtools.flowstore import RedisFlowSnapshots
 
-        snapshots = RedisFlowSnapshots(redis_url, os.environ.get("CRUX_KEY_PREFIX", "crux"))
+        prefix = os.environ.get("CRUX_KEY_PREFIX", "crux")
+        config.spool_redis_url, config.spool_key = redis_url, f"{prefix}:telemetry"
+        snapshots = RedisFlowSnapshots(redis_url, prefix)
         config.flow_snapshots = snapshots
         config.on_close.append(snapshots.close)
     app = create_app(config)
@@ -96,6 +98,8 @@ def serve(host: str = "127.0.0.1", port: int = 4400, db: str | None = None, redi
     shown = "localhost" if is_loopback(host) else host
     print(f"cruxcelery devtools on http://{shown}:{port}  (records in {path if path != ':memory:' else 'memory'})")
     print(f"point workers at it: CRUX_DEVTOOLS_URL=http://{shown}:{port}")
+    if redis_url:
+        print(f"reading the telemetry spool {config.spool_key} directly (workers' forwarders stand by)")
     server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5))
     server.run()
     return 0

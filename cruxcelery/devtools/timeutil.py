@@ -6,11 +6,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 
-@lru_cache(maxsize=65536)
 def parse_ms(value: object) -> float | None:
-    """Epoch milliseconds of an ISO 8601 timestamp, or ``None`` when it is not one."""
+    """Epoch milliseconds of an ISO 8601 timestamp, or ``None`` when it is not one (any other
+    value, unhashable ones included: records of unknown types are not checked)."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_ms(value)
+
+
+@lru_cache(maxsize=65536)
+def _parse_ms(value: str) -> float | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -28,6 +28,7 @@ _TIME_FIELDS = ("startedAt", "endedAt", "suspendedAt", "resumedAt", "timestamp",
 _STRING_FIELDS = ("name", "primitive", "family", "parentSpanId", "kind", "reason", "previousSegmentId",
                   "parentRunId", "triggeredBySpanId", "rootPrimitive", "flowId", "status")
 _MAX_ID = 256
+_MAX_SEQ = 2**63 - 1  # what SQLite's INTEGER holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,8 @@ def check_record(record: Any) -> Identity:
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise ValueError(f"schemaVersion must be {SCHEMA_VERSION}")
     seq = record.get("segmentSeq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-        raise ValueError("segmentSeq must be an integer >= 1")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= _MAX_SEQ:
+        raise ValueError(f"segmentSeq must be an integer from 1 to {_MAX_SEQ}")
     identity = Identity(
         _id(record, "recordId"), _id(record, "runId"), _id(record, "segmentId"), seq,
         _id(record, "type"), False,

@@ -16,7 +16,8 @@ from cruxcelery import Crux
 REDIS_URL = os.environ.get("CRUX_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 
 app = Celery("cruxcelery.examples", broker=REDIS_URL, backend=REDIS_URL,
-             include=["cruxcelery.examples.research", "cruxcelery.examples.writing", "cruxcelery.examples.writer"])
+             include=["cruxcelery.examples.research", "cruxcelery.examples.writing", "cruxcelery.examples.agent",
+                      "cruxcelery.examples.writer"])
 app.conf.update(
     task_serializer="json",
     result_serializer="json",

@@ -1,5 +1,7 @@
 """The demo scenario ``cruxcelery demo`` runs against a real worker of this app: the
-``plan research`` action, then the ``writer`` flow end to end (approval signal included)."""
+``plan research`` action, then the ``research agent`` (a generation against a deterministic local
+model, two tools, two parallel branches), which hands its draft to the ``writer`` flow; the
+scenario approves the draft and the flow finishes. No network, no API key."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ def _wait_status(handle: FlowHandle[Any], flow_id: str, status: str, timeout_s: 
 
 
 def scenario() -> bool:
+    from cruxcelery.examples.agent import research_agent
     from cruxcelery.examples.research import plan
     from cruxcelery.examples.writer import writer
 
@@ -28,8 +31,12 @@ def scenario() -> bool:
     print(f"plan research returned in {(time.monotonic() - started) * 1000:.0f} ms: {planned}")
 
     started = time.monotonic()
-    flow_id = writer.start({"draft_id": "demo-draft", "brief": "Durable flows survive worker restarts"})
-    print(f"started the writer flow {flow_id}; waiting for it to suspend on its approval ...")
+    print("running the `research agent` (a local deterministic model, two tools, two parallel branches) ...")
+    answer = research_agent.delay({"question": "How do durable flows survive worker restarts?",
+                                   "draft_id": "demo-draft"}).get(timeout=60)
+    flow_id = answer["flowId"]
+    print(f"research agent returned in {(time.monotonic() - started) * 1000:.0f} ms: plan {answer['plan']!r}, "
+          f"{len(answer['notes'])} notes; it handed the draft to the writer flow {flow_id}")
     status = _wait_status(writer, flow_id, "suspended")
     print(f"writer {flow_id} is {status} at {writer.status(flow_id).suspended_at!r}; sending the approval")
     writer.signal(flow_id, "approval", {"approved": True, "feedback": "tighten the intro"})
@@ -38,4 +45,5 @@ def scenario() -> bool:
           f"{(time.monotonic() - started) * 1000:.0f} ms:")
     if result is not None and result.status == "completed":
         print("  " + str(result.output["draft"]).replace("\n", "\n  "))
-    return bool(planned.get("sources") == 3 and result is not None and result.status == "completed")
+    return bool(planned.get("sources") == 3 and len(answer["notes"]) == 3 and result is not None
+                and result.status == "completed")

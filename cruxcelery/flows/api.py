@@ -40,7 +40,7 @@ def cancel_flow(flow_id: str, reason: str | None = None, *, crux: Crux | None = 
 
 def list_flows(status: FlowStatus | None = None, name: str | None = None, limit: int = 50,
                cursor: str | None = None, *, crux: Crux | None = None) -> tuple[list[FlowSummary], str | None]:
-    """A page of flows, newest updated first, and the cursor of the next page (or ``None``)."""
+    """A page of flows, newest status change first, and the cursor of the next page (or ``None``)."""
     return _flows(crux).list_flows(status=status, name=name, limit=limit, cursor=cursor)
 
 

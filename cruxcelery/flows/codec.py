@@ -58,15 +58,38 @@ def reply_list(value: object) -> list[object]:
     return value
 
 
+MAX_DEPTH = 100
+"""How deeply a persisted value may nest. The snapshot holding it is read back with pydantic,
+whose JSON parser stops at 200 levels (and its serializer a little further): a deeper value would
+be stored and then make the flow unreadable."""
+
+
 def lossless(what: str, value: Any) -> Any:
     """``value`` as the JSON it will be stored as (a model as its JSON dump), checked to survive
     the round trip exactly: no previews, no truncation. ``FlowError`` when it is not JSON (NaN,
-    lone surrogates, objects JSON cannot carry)."""
+    lone surrogates, objects JSON cannot carry) or nests deeper than ``MAX_DEPTH``."""
     from pydantic import BaseModel
 
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json")
     try:
-        return json.loads(dumps(value).encode("utf-8"))
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        raw = dumps(value)
+        loaded = json.loads(raw.encode("utf-8"))
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise FlowError(f"{what} is not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if raw.count("[") + raw.count("{") > MAX_DEPTH and _depth(loaded) > MAX_DEPTH:  # counting is cheap
+        raise FlowError(f"{what} is nested deeper than {MAX_DEPTH} levels: the flow store cannot keep it")
+    return loaded
+
+
+def _depth(value: Any) -> int:
+    """How many containers deep a JSON value nests (a scalar: 0, ``[1]``: 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest

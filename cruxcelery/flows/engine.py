@@ -52,8 +52,7 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
         if store.head(flow_id) is None:
             log.warning("cruxcelery: no flow %s (deleted, expired or never started); nothing to run", flow_id)
             return {"flowId": flow_id, "outcome": "unknown"}
-        store.track_lease(flow_id, lease_s)
-        token = store.acquire_lease_or_request_wake(flow_id, lease_s)
+        token = store.acquire_lease_or_request_wake(flow_id, lease_s)  # records the lease index entry first
     except INFRASTRUCTURE_ERRORS:
         log.warning("cruxcelery: flow %s could not start: the store is unavailable; the sweeper retries",
                     flow_id, exc_info=True)
@@ -204,13 +203,13 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         segment.run_suspend("interrupted")
         raise
     except Exception as exc:
-        summary = evidence.summary(exc)
-        recorded = _finish(run, status="failed", error=ErrorInfo(message=summary["message"], name=summary.get("name")))
+        error = error_info(exc)
+        recorded = _finish(run, status="failed", error=error)
         span.end("error", exc)
         segment.run_end("error", run_started, exc)
         outcome = "failed"
         log.error("cruxcelery: flow %s (%s) failed: %s: %s", snap.flow_id, snap.name,
-                  summary.get("name") or type(exc).__name__, summary["message"], exc_info=exc)
+                  error.name or type(exc).__name__, error.message, exc_info=exc)
         if recorded and failures is not None:  # its task ends FAILURE (not when cancelled meanwhile)
             failures.append(exc)
     finally:
@@ -239,6 +238,18 @@ class OutsideStep:
     def __call__(self, label: str, task: Any, args: Any, options: dict[str, Any]) -> Any:
         self.warn(f"run_action({label!r})")
         return publish(self._ctx, label, task, args, options, kind="task")
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """What the snapshot keeps of the error that failed a flow: its summary, storable whatever the
+    exception (a message JSON cannot carry, such as one with a lone surrogate, is escaped; an
+    exception whose ``str()`` raises is named by its type)."""
+    try:
+        summary = evidence.summary(exc)
+        message, name = str(summary["message"]), summary.get("name")
+    except Exception:
+        message, name = f"{type(exc).__name__} (its message could not be read)", type(exc).__name__
+    return ErrorInfo(message=message.encode("utf-8", "backslashreplace").decode("utf-8"), name=name)
 
 
 def _finish(run: FlowRun, **changes: Any) -> bool:

@@ -52,7 +52,7 @@ class FlowsExtension(Extension):
 
     def on_worker_shutdown(self, worker: Worker) -> None:
         if worker.main:
-            self.flows.on_worker_shutdown()
+            self.flows.on_worker_shutdown(requeued=worker.clean)
 
 
 def _must_not_be_lost(execution: Execution) -> bool:

@@ -14,13 +14,13 @@ from cruxcelery import args as action_args
 from cruxcelery.context import current
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows import engine
+from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import FlowTaskFailed
 from cruxcelery.flows.guard import typed
 from cruxcelery.flows.keys import create_flow_id, validate_flow_id, validate_idempotency_key, validate_signal_name
 from cruxcelery.flows.results import FlowResult, result_of
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.telemetry import otel
-from cruxcelery.telemetry.redaction import redact_text
 
 if TYPE_CHECKING:
     from cruxcelery.actions import ActionContext
@@ -56,7 +56,7 @@ class FlowHandle(Generic[A]):
                 error = failures[-1]
                 ids = " ".join(f"{k}={result[k]}" for k in ("runId", "traceId") if k in result)
                 raise FlowTaskFailed(f"flow {handle.name} {flow_id} failed: {type(error).__name__}: "
-                                        f"{redact_text(str(error))} ({ids})", flow_id) from error
+                                        f"{engine.error_info(error).message} ({ids})", flow_id) from error
             return result
 
         app: Any = self._flows.crux.app
@@ -93,7 +93,8 @@ class FlowHandle(Generic[A]):
                      "parent_run_id": ctx.run.run_id, "triggered_by_span_id": ctx.parent.span_id}
         elif (caller := otel.current_span_context()) is not None:  # a traced request: its trace is the flow's
             trace = {"otel_trace_id": format(caller.trace_id, "032x"), "otel_span_id": format(caller.span_id, "016x")}
-        snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=model.model_dump(mode="json"),
+        stored_input = lossless(f"the input of flow {self.name}", model)  # JSON a snapshot holds, or FlowError
+        snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=stored_input,
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 signals={name: model.model_json_schema() for name, model in self.signals.items()},
                                 trace_context=trace, idempotency_key=idempotency_key)

@@ -20,7 +20,7 @@ one flow touches one slot. Global structures (indexes, timers, idempotency keys)
 | ``wake(id)`` | ``{p}:{id}:wake`` | string flag: a resume was requested while the lease was held |
 | ``children(id)`` | ``{p}:{id}:children`` | hash: durable step attempt -> its child's outcome JSON |
 | ``flow_timers(id)`` | ``{p}:{id}:timers`` | set: the flow's members of ``timers()`` |
-| ``status_index(status)`` | ``{p}:flows:status:{status}`` | sorted set, member flow id, score updated_at |
+| ``status_index(status)`` | ``{p}:flows:status:{status}`` | sorted set: flow id -> when its status last changed |
 | ``name_index(name)`` | ``{p}:flows:name:{name}`` | sorted set, same |
 | ``all_index()`` | ``{p}:flows:all`` | sorted set, same |
 | ``leases()`` | ``{p}:flows:leases`` | sorted set: flow id -> when its execution lease lapses (ms) |

@@ -1,11 +1,13 @@
 """``list_flows``: pages of ``FlowSummary`` read from the sorted-set indexes only (never SCAN).
 
-Order is newest-updated first: score (``updated_at``) descending, then member (flow id)
-descending, which is Redis' own order for ``ZREVRANGEBYSCORE``. The cursor is the position of the
-last returned entry, ``(score, flow_id)``; the next page starts strictly after it. Every index
-holds a flow under the same score (one script writes them), so a cursor means the same thing in
-all of them. A flow not updated while paging is seen exactly once; a flow updated meanwhile moves
-to the front (it may be missed by, or reappear in, the pages still to come).
+Order is newest status change first: score descending, then member (flow id) descending, which
+is Redis' own order for ``ZREVRANGEBYSCORE``. The score is the ``updated_at`` of the save that last
+changed the flow's status (or created it); a save that keeps the status (a step's output) does not
+touch the indexes. The cursor is the position of the last returned entry, ``(score, flow_id)``;
+the next page starts strictly after it. Every index holds a flow under the same score (one call
+writes them), so a cursor means the same thing in all of them. A flow whose status does not change
+while paging is seen exactly once; one whose status changes meanwhile moves to the front (it may
+be missed by, or reappear in, the pages still to come).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from cruxcelery.errors import InvalidArgs
 from cruxcelery.flows.codec import as_int, opt_text, reply_list, scored
 from cruxcelery.flows.errors import FlowError, InvalidCursor
 from cruxcelery.flows.keys import validate_flow_id, validate_flow_name
@@ -25,6 +28,7 @@ from cruxcelery.flows.snapshot import FlowSummary
 from cruxcelery.flows.status import FLOW_STATUSES, FlowStatus
 
 MAX_LIMIT = 1000
+_MAX_SCORE = 2**53  # scores are epoch ms, exact in Redis' doubles
 
 Position = tuple[int, str]
 
@@ -35,13 +39,15 @@ def encode_cursor(position: Position) -> str:
 
 
 def decode_cursor(cursor: str) -> Position:
+    if not isinstance(cursor, str):
+        raise InvalidCursor(f"a list_flows cursor is a string, not {type(cursor).__name__}")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         score, member = json.loads(raw)
-        if not isinstance(score, int) or isinstance(score, bool) or not isinstance(member, str):
-            raise ValueError("bad cursor fields")
+        if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score < _MAX_SCORE:
+            raise ValueError("bad cursor score")
         return score, validate_flow_id(member)
-    except (ValueError, TypeError, binascii.Error) as exc:
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
         raise InvalidCursor(f"invalid list_flows cursor {cursor[:64]!r}") from exc
 
 
@@ -59,13 +65,13 @@ class ListingOps(SnapshotOps):
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[FlowSummary], str | None]:
-        """A page of flows, newest updated first, and the cursor of the next page (``None`` at the
+        """A page of flows, newest status change first, and the cursor of the next page (``None`` at the
         end). Filters: ``status``, ``name``, or both (iterating the smaller index, filtering the
         other field). Index members whose snapshot is gone are skipped and removed."""
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit!r}")
-        if status is not None and status not in FLOW_STATUSES:
-            raise ValueError(f"unknown flow status {status!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise InvalidArgs(f"limit must be an integer between 1 and {MAX_LIMIT}, got {limit!r}")
+        if status is not None and (not isinstance(status, str) or status not in FLOW_STATUSES):
+            raise InvalidArgs(f"unknown flow status {status!r}: expected one of {FLOW_STATUSES}")
         if name is not None:
             validate_flow_name(name)
         index = self._pick_index(status, name)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ValidationError
 
-from cruxcelery.errors import ConfigurationError
+from cruxcelery.errors import ConfigurationError, InvalidArgs
 from cruxcelery.flows.codec import dumps, lossless
 from cruxcelery.flows.errors import FlowError, FlowNotFound, FlowNotWaiting, SignalRejected
 from cruxcelery.flows.guard import typed
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cruxcelery.flows")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_MAX_AGE_S = 1e12  # older_than_s: seconds (beyond it, epoch milliseconds overflow)
 _FIRST_TASK = uuid.UUID("6f0c1c5e-8a57-4b1e-9a0e-63727578666c")
 
 
@@ -181,7 +182,10 @@ class FlowRuntime:
         if size > self.crux.settings.signal_max_bytes:
             raise SignalRejected(f"signal {name!r} payload is {size} bytes, over CRUX_SIGNAL_MAX_BYTES "
                                  f"({self.crux.settings.signal_max_bytes})")
-        return payload
+        try:  # the bound of every persisted value: not nested deeper than a snapshot can hold
+            return lossless(f"signal {name!r} payload", payload)
+        except FlowError as exc:
+            raise SignalRejected(str(exc)) from None
 
     @typed
     def cancel(self, flow_id: str, reason: str | None = None) -> FlowSummary:
@@ -223,8 +227,14 @@ class FlowRuntime:
         updated more than ``older_than_s`` ago. Returns how many were deleted."""
         statuses = [status] if status is not None else sorted(TERMINAL_STATUSES)
         for wanted in statuses:
-            if wanted not in TERMINAL_STATUSES:
-                raise FlowError(f"purge_flows only deletes finished flows, not {wanted!r} ones")
+            if not isinstance(wanted, str) or wanted not in TERMINAL_STATUSES:
+                raise InvalidArgs(f"purge_flows only deletes finished flows ({sorted(TERMINAL_STATUSES)}), "
+                                  f"not {wanted!r} ones")
+        if isinstance(older_than_s, bool) or not isinstance(older_than_s, int | float) or not (
+                0 <= older_than_s < _MAX_AGE_S):
+            raise InvalidArgs(f"older_than_s must be a number of seconds >= 0, got {older_than_s!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgs(f"limit must be an integer >= 1, got {limit!r}")
         deleted = 0
         for wanted in statuses:
             for flow_id in self.store.flows_older_than(wanted, older_than_s, limit - deleted):
@@ -261,8 +271,9 @@ class FlowRuntime:
         """Start this worker's sweeper (it sweeps at once: lost wake-ups are recovered)."""
         self.sweeper.start()
 
-    def on_worker_shutdown(self) -> None:
-        self.sweeper.stop()
+    def on_worker_shutdown(self, requeued: bool = True) -> None:
+        """``requeued``: the broker took back what this worker had reserved (a clean exit)."""
+        self.sweeper.stop(drop_claims=requeued)
 
 
 def _waiting_schema(snap: FlowSnapshot, name: str) -> dict[str, Any] | None:

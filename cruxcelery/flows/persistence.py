@@ -26,7 +26,7 @@ class Head(NamedTuple):
 
 def _encode(snapshot: FlowSnapshot) -> tuple[str, str]:
     try:
-        return snapshot.to_json(), snapshot.summary().model_dump_json()
+        return snapshot.to_json(), snapshot.summary().model_dump_json(exclude_none=True)  # None: the default
     except PydanticSerializationError as exc:
         raise FlowError(f"flow {snapshot.flow_id!r}: snapshot is not JSON serializable: {exc}") from exc
 
@@ -47,12 +47,15 @@ class SnapshotOps(StoreBase):
         different slots, so these are separate calls): the key is claimed first (SET NX), so a
         crash before the flow is written leaves a key pointing at no flow, and the next call with
         that key creates the flow under the id the key names. Index entries are added last and
-        idempotently: a crash before them leaves a flow that listings miss until its next save.
+        idempotently: a crash before them leaves a flow that listings miss until its next status
+        change (its first execution's ``running``).
         """
         key = idempotency_key if idempotency_key is not None else snapshot.idempotency_key
         if key is not None:
             idem = self._keys.idempotency(snapshot.name, validate_idempotency_key(key))
             self._keys.flow(snapshot.flow_id)
+            snapshot = snapshot.model_copy(update={"idempotency_key": key})
+            data, summary = _encode(snapshot)  # first: a snapshot that cannot be stored claims no key
             claimed = self._redis.set(idem, snapshot.flow_id, nx=True,
                                       px=self._idempotency_ttl_ms or None)
             if not claimed:
@@ -61,8 +64,9 @@ class SnapshotOps(StoreBase):
                     if self.exists(owner):
                         return owner, False
                     snapshot = snapshot.model_copy(update={"flow_id": validate_flow_id(owner)})
-            snapshot = snapshot.model_copy(update={"idempotency_key": key})
-        data, summary = _encode(snapshot)
+                    data, summary = _encode(snapshot)
+        else:
+            data, summary = _encode(snapshot)
         created = as_int(self._scripts.create(
             keys=[self._keys.flow(snapshot.flow_id)],
             args=[data, summary, snapshot.status, snapshot.name, snapshot.version, queue or ""],
@@ -75,11 +79,16 @@ class SnapshotOps(StoreBase):
     def drop_stale_entry(self, index_key: str, status: str | None, flow_id: str) -> None:
         """Remove ``flow_id`` from an index it no longer belongs in (a status index other than its
         status, or any index once the flow is gone); put it back if it moved into that status
-        meanwhile. Two calls: the index and the flow live in different Redis Cluster slots."""
+        meanwhile, under the score its other indexes hold (the time of its last status change;
+        its ``updated_at`` when they hold none). Separate calls: the index and the flow live in
+        different Redis Cluster slots."""
         self._redis.zrem(index_key, flow_id)
         stored, raw = self._redis.hmget(self._keys.flow(flow_id), ["status", "summary"])
         if stored is not None and raw is not None and (status is None or opt_text(stored) == status):
-            self._redis.zadd(index_key, {flow_id: FlowSummary.model_validate_json(raw).updated_at})
+            score = self._redis.zscore(self._keys.all_index(), flow_id)
+            if score is None:
+                score = FlowSummary.model_validate_json(raw).updated_at
+            self._redis.zadd(index_key, {flow_id: score})
 
     def _index(self, flow_id: str, name: str, status: str, old_status: str | None, score: int) -> None:
         """Put the flow in its status, name and all indexes (idempotent), and out of its old
@@ -98,7 +107,7 @@ class SnapshotOps(StoreBase):
         if raw is None:
             return None
         try:
-            return FlowSnapshot.model_validate_json(raw)
+            return FlowSnapshot.from_json(raw)
         except ValidationError as exc:
             raise FlowError(f"flow {flow_id!r}: stored snapshot is invalid: {exc}") from exc
 
@@ -123,12 +132,14 @@ class SnapshotOps(StoreBase):
 
     def save(self, snapshot: FlowSnapshot, expected_version: int, stored_status: str | None = None) -> FlowSnapshot:
         """Compare-and-set: write ``snapshot`` as version ``expected_version + 1`` (``updated_at`` =
-        now) if the stored version is ``expected_version``, moving it to its status index and
-        refreshing its index scores right after (a second, idempotent call: Redis Cluster keeps
-        the indexes in other slots; the new status index is written before the snapshot, so a
-        flow is always listed under its current status, and a stale entry elsewhere is pruned by
-        listings). ``stored_status`` is the status the caller read with that version (read from
-        Redis when not given).
+        now) if the stored version is ``expected_version``. When the status changes, the flow
+        moves to its new status index and its index scores become this ``updated_at`` (a second,
+        idempotent call: Redis Cluster keeps the indexes in other slots; the new status index is
+        written before the snapshot, so a flow is always listed under its current status, and a
+        stale entry elsewhere is pruned by listings). A save that keeps the status (a step's
+        output, a rejected signal) writes the snapshot only: index scores are the time of the
+        last status change. ``stored_status`` is the status the caller read with that version
+        (read from Redis when not given).
 
         Raises ``VersionConflict`` (someone wrote first), ``FlowNotFound`` (no stored snapshot) or
         ``FlowError`` (the name differs from the stored one: names are immutable).
@@ -145,7 +156,8 @@ class SnapshotOps(StoreBase):
         reply = reply_list(self._scripts.save(keys=[self._keys.flow(new.flow_id)], args=args))
         outcome, detail = text(reply[0]), text(reply[1])
         if outcome == "ok":
-            self._index(new.flow_id, new.name, new.status, stored_status, new.updated_at)
+            if stored_status != new.status:  # same status: the index entries stay as they are
+                self._index(new.flow_id, new.name, new.status, stored_status, new.updated_at)
             return new
         if stored_status != new.status:
             self.drop_stale_entry(self._keys.status_index(new.status), new.status, new.flow_id)

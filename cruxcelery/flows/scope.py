@@ -24,6 +24,7 @@ from cruxcelery.flows.errors import (
     FlowCancelled,
     FlowControl,
     FlowDeterminismError,
+    FlowError,
     FlowExpired,
     FlowSuspended,
     FlowWaiting,
@@ -60,8 +61,11 @@ class FlowScope(Generic[A]):
         return f"{self.flow_id}:{step_id_for(label)}"
 
     def cancel(self, reason: str | None = None) -> None:
-        """End the flow as cancelled. Never returns."""
-        raise FlowCancelled(reason)
+        """End the flow as cancelled. Never returns. A ``reason`` that is not a string (or one
+        JSON cannot carry) raises ``FlowError`` instead: the flow fails with it, unless caught."""
+        if reason is not None and not isinstance(reason, str):
+            raise FlowError(f"a cancel reason must be a string or None, not {type(reason).__name__}")
+        raise FlowCancelled(reason if reason is None else lossless("the cancel reason", reason))
 
     # -- steps -----------------------------------------------------------------------------------
     def step(self, label: str, fn: Callable[..., Any], *, retry: Retry | None = None,
@@ -273,8 +277,9 @@ def _call_step(fn: Callable[..., Any], scope: FlowScope[Any]) -> Any:
 
 
 def _wants_scope(fn: Callable[..., Any]) -> bool:
-    if isinstance(fn, types.FunctionType) and not fn.__defaults__ and not fn.__kwdefaults__:
-        return fn.__code__.co_argcount == 1  # the fast path: plain functions and lambdas
+    if isinstance(fn, types.FunctionType) and not fn.__dict__:  # no ``__wrapped__`` for inspect to follow
+        # the fast path, plain functions and lambdas: positional parameters without a default
+        return fn.__code__.co_argcount - len(fn.__defaults__ or ()) == 1
     func = getattr(fn, "__func__", None)
     if isinstance(fn, types.MethodType) and isinstance(func, types.FunctionType) and not func.__defaults__:
         return func.__code__.co_argcount == 2  # a bound method: its self, then the scope

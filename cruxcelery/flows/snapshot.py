@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from cruxcelery.flows.clock import now_ms
 from cruxcelery.flows.keys import child_key, validate_flow_id, validate_flow_name, validate_idempotency_key
@@ -121,5 +121,50 @@ class FlowSnapshot(_Model):
         )
 
     def to_json(self) -> str:
-        """The stored form: JSON, aliases (``schema``) applied."""
-        return self.model_dump_json(by_alias=True)
+        """The stored form: JSON, aliases (``schema``) applied, without the fields that hold
+        their default (``None``, an empty collection, a first occurrence) and without the waited
+        signal's schema when it is the declared one in ``signals`` (``from_json`` puts it back).
+        Values inside inputs, outputs and payloads are kept as they are, ``null``s included."""
+        exclude: dict[str, Any] = {name: True for name in _EMPTY_BY_DEFAULT if not getattr(self, name)}
+        exclude.update((name, True) for name in _NONE_BY_DEFAULT if getattr(self, name) is None)
+        if self.error is not None:
+            exclude["error"] = {name for name in ("name", "category", "retryable") if getattr(self.error, name) is None}
+        waiting = self.waiting
+        if waiting is not None:
+            omit = {name for name in _WAITING_NONE_BY_DEFAULT if getattr(waiting, name) is None}
+            if waiting.occurrence == 0:
+                omit.add("occurrence")
+            if not waiting.fallback:
+                omit.add("fallback")
+            declared = self.signals.get(waiting.name) if waiting.kind == "signal" else None
+            if declared is not None and waiting.schema_ == declared:
+                omit.add("schema_")
+            elif declared is not None and waiting.schema_ is None:
+                omit.discard("schema_")  # an explicit null: from_json restores only a missing schema
+            exclude["waiting"] = omit
+        return self.model_dump_json(by_alias=True, exclude=exclude)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> FlowSnapshot:
+        """A stored snapshot (``to_json``'s form, or the older one with every field written)."""
+        return cls.model_validate_json(raw, context=_STORED)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declared_schema(cls, data: Any, info: ValidationInfo) -> Any:
+        """Stored form only: a waited signal stored without its schema waits with the declared one."""
+        if not isinstance(info.context, dict) or not info.context.get("stored") or not isinstance(data, dict):
+            return data
+        waiting, signals = data.get("waiting"), data.get("signals")
+        if (isinstance(waiting, dict) and "schema" not in waiting and waiting.get("kind") == "signal"
+                and isinstance(signals, dict) and isinstance(signals.get(waiting.get("name")), dict)):
+            data = {**data, "waiting": {**waiting, "schema": signals[waiting["name"]]}}
+        return data
+
+
+_NONE_BY_DEFAULT = ("output", "error", "cancel_reason", "suspended_at", "waiting", "parent_flow_id",
+                    "idempotency_key")
+_WAITING_NONE_BY_DEFAULT = ("schema_", "timeout_at", "every_s", "child_task_id")
+_EMPTY_BY_DEFAULT = ("input", "completed_steps", "step_order", "delivered_signals", "rejected_signals",
+                     "signals", "trace_context")
+_STORED: dict[str, Any] = {"stored": True}  # the validation context of ``from_json``

@@ -60,13 +60,17 @@ class Sweeper:
         self._thread = threading.Thread(target=self._run, name="crux-sweeper", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0, *, drop_claims: bool = True) -> None:
+        """Stop sweeping and unregister this worker. Its claims are dropped only when the broker
+        took its reserved messages back (``drop_claims``: a clean exit); otherwise they stay, and
+        the next sweep of another worker re-publishes them (this worker is forgotten: dead)."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
         try:
-            self._flows.store.drop_claims_of(self.worker_id)
+            if drop_claims:
+                self._flows.store.drop_claims_of(self.worker_id)
             self._flows.store.forget_worker(self.worker_id)
         except INFRASTRUCTURE_ERRORS:
             log.warning("cruxcelery: the sweeper could not unregister worker %s", self.worker_id)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_RECORDS_PER_REQUEST",
@@ -35,7 +37,8 @@ MAX_BODY_BYTES = 1024 * 1024
 _BODY_HEAD = b'{"schemaVersion":%d,"records":[' % SCHEMA_VERSION
 _BODY_TAIL = b"]}"
 _BODY_OVERHEAD = len(_BODY_HEAD) + len(_BODY_TAIL)
-# Built once: json.dumps with options builds a new encoder on every call.
+# The stdlib encoders (built once: json.dumps with options builds one per call) serve what orjson
+# refuses: non-string keys, integers past 64 bits, lone surrogates.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
 
@@ -64,14 +67,18 @@ class ChunkPlan:
 
 
 def encode_record(record: Mapping[str, Any], *, seq: int = 0) -> EncodedRecord:
-    """Serialize one record. Raises ``TypeError``/``ValueError`` if it is not JSON-serializable
-    (non-JSON types, NaN/Infinity, a non-dict mapping inside it)."""
+    """Serialize one record (orjson: a tenth of the stdlib's cost; NaN and infinities become
+    ``null``, as JSON has neither). Raises ``TypeError``/``ValueError`` if it is not
+    JSON-serializable (non-JSON types, a non-dict mapping inside it)."""
     obj = record if isinstance(record, dict) else dict(record)
     try:
-        data = _ENCODE(obj).encode()
-    except UnicodeEncodeError:
-        # Lone surrogates cannot be UTF-8 encoded: keep them as JSON \\u escapes instead.
-        data = _ENCODE_ASCII(obj).encode()
+        data = orjson.dumps(obj)
+    except TypeError:
+        try:
+            data = _ENCODE(obj).encode()
+        except UnicodeEncodeError:
+            # Lone surrogates cannot be UTF-8 encoded: keep them as JSON \\u escapes instead.
+            data = _ENCODE_ASCII(obj).encode()
     record_id = obj.get("recordId")
     return EncodedRecord(record_id if isinstance(record_id, str) else "", data, seq)
 

@@ -14,7 +14,7 @@
   probe by the sender succeeds; probes follow ``breaker.CircuitBreaker``'s schedule. A dead devtools
   then costs a flush nothing after the first failure.
 - Fork safety: ``os.register_at_fork(after_in_child=...)`` gives a forked child fresh locks, events,
-  an empty queue (the parent still owns those records), zeroed counters, a new ``httpx`` client and,
+  an empty queue (the parent still owns those records), zeroed counters, new HTTP connections and,
   lazily, its own sender thread.
 - Warnings go to the ``cruxcelery.telemetry`` logger, at most one per kind every 30 s.
 """
@@ -27,11 +27,10 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from cruxcelery.telemetry import forksafe
+from cruxcelery.telemetry import forksafe, otel
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import EncodedRecord, encode_record, single_record_fits
 from cruxcelery.telemetry.exporter import FlushResult, FlushStatus, JsonRecord
@@ -270,7 +269,7 @@ class HttpExporter:
             self._wake.set()
 
     def _run(self) -> None:
-        with _untraced():
+        with otel.untraced():
             self._loop()
 
     def _loop(self) -> None:
@@ -342,13 +341,3 @@ class HttpExporter:
             self._warnings.warn("retrying", "delivery to %s failing (%s); %d queued", url, error, queued)
         if overflow:
             self._warnings.warn("overflow", "queue full, dropped %d oldest records", overflow)
-
-
-def _untraced() -> AbstractContextManager[object]:
-    """Keep OpenTelemetry instrumentation (of httpx, say) off the sender's own requests, which would
-    otherwise produce telemetry about delivering telemetry."""
-    try:
-        from opentelemetry.instrumentation.utils import suppress_instrumentation
-    except ImportError:  # pragma: no cover - the package ships with the celery instrumentation
-        return contextlib.nullcontext()
-    return suppress_instrumentation()

@@ -18,9 +18,17 @@ _SECRET_KEY = re.compile(r"authorization|cookie|token|secret|password|api[ _-]?k
 REDACTED = "[REDACTED]"
 
 
+def message(exc: BaseException) -> str:
+    """``str(exc)``, or a description of it when the exception cannot render its own message."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__}: str() failed>"
+
+
 def summary(exc: BaseException, category: str | None = None) -> dict[str, Any]:
     """The compact ``{message, name, category?, retryable?}`` kept on terminal records."""
-    out: dict[str, Any] = {"message": redact_text(str(exc)) or type(exc).__name__, "name": type(exc).__name__}
+    out: dict[str, Any] = {"message": redact_text(message(exc)) or type(exc).__name__, "name": type(exc).__name__}
     if category:
         out["category"] = category
     retryable = getattr(exc, "retryable", None)
@@ -36,9 +44,9 @@ def stack_text(exc: BaseException) -> str:
 def otel_exception_attributes(exc: BaseException) -> dict[str, str] | None:
     """The message and stack for the OpenTelemetry twin's ``exception`` event, when redaction
     changes them (``None``: nothing to hide, let OpenTelemetry describe the exception itself)."""
-    message, stack = str(exc), stack_text(exc)
-    safe_message, safe_stack = redact_text(message), redact_text(stack)
-    if safe_message == message and safe_stack == stack:
+    text, stack = message(exc), stack_text(exc)
+    safe_message, safe_stack = redact_text(text), redact_text(stack)
+    if safe_message == text and safe_stack == stack:
         return None
     return {"exception.message": safe_message, "exception.stacktrace": safe_stack}
 
@@ -46,7 +54,7 @@ def otel_exception_attributes(exc: BaseException) -> dict[str, str] | None:
 def exception_event_attributes(exc: BaseException) -> dict[str, Any]:
     return {
         "exception.type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "exception.message": str(exc),
+        "exception.message": message(exc),
         "exception.stacktrace": stack_text(exc),
     }
 
@@ -57,7 +65,7 @@ def raw_error(exc: BaseException) -> dict[str, Any]:
     cause = exc.__cause__ or exc.__context__
     raw: dict[str, Any] = {
         "name": type(exc).__name__,
-        "message": str(exc),
+        "message": message(exc),
         "cause": raw_error(cause) if cause is not None and cause is not exc else None,
         **redact(custom),
     }

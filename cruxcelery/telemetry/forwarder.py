@@ -24,6 +24,9 @@ dead one's entries and sends them whole: delivery is at least once (devtools ded
 polling), then ``linger_s`` more for company (fewer, fuller requests), and for the breaker's probe
 time when devtools is down. ``stop(timeout_s)`` ends it.
 ``drain(timeout_s)`` runs passes until nothing is left for the group (tests, ``cruxcelery forward``).
+With a ``standby_key``, the thread reads nothing while that key exists: a direct reader (devtools
+reading the stream itself) holds it, and workers then spend nothing on delivery.
+The records go to any ``RecordSender``: ``HttpTransport``, or devtools' own ingest.
 Fork-aware: in a forked child the forwarder is stopped, with a new consumer name and a fresh HTTP
 client; call ``start()`` there again. Never raises from its thread; ``run_once`` never raises either.
 """
@@ -39,21 +42,33 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import redis
 
-from cruxcelery.telemetry import forksafe, spoolgroup
+from cruxcelery.telemetry import forksafe, otel, spoolgroup
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import MAX_RECORDS_PER_REQUEST, EncodedRecord
 from cruxcelery.telemetry.retry import Deadline
 from cruxcelery.telemetry.spool import decode_entry
 from cruxcelery.telemetry.spoolgroup import DEFAULT_GROUP, Entry
-from cruxcelery.telemetry.transport import HttpTransport, SendReport, merge_reports
+from cruxcelery.telemetry.transport import SendReport, merge_reports
 
-__all__ = ["ForwardStats", "Forwarder"]
+__all__ = ["ForwardStats", "Forwarder", "RecordSender"]
 
 _log = logging.getLogger("cruxcelery.telemetry")
+STANDBY_CHECK_S = 2.0
+
+
+class RecordSender(Protocol):
+    """Where a forwarder delivers: ``HttpTransport`` is one."""
+
+    max_records: int
+
+    def send_encoded(self, records: list[EncodedRecord], deadline: Deadline, stop: threading.Event | None = None,
+                     breaker: CircuitBreaker | None = None) -> SendReport: ...
+
+    def reset_after_fork(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -95,7 +110,7 @@ class Forwarder:
         self,
         client: redis.Redis,
         key: str,
-        transport: HttpTransport,
+        transport: RecordSender,
         *,
         group: str = DEFAULT_GROUP,
         consumer: str | None = None,
@@ -107,6 +122,7 @@ class Forwarder:
         breaker: CircuitBreaker | None = None,
         concurrency: int = 2,
         linger_s: float = 0.0,
+        standby_key: str | None = None,
     ) -> None:
         self.client = client
         self.key = key
@@ -120,6 +136,7 @@ class Forwarder:
         self.breaker = breaker or CircuitBreaker()
         self.concurrency = max(1, concurrency)
         self.linger_s = max(0.0, linger_s)
+        self.standby_key = standby_key
         self._fixed_consumer = consumer
         self._init_state()
         forksafe.track(self)
@@ -137,6 +154,7 @@ class Forwarder:
         self._claim_cursor = b"0-0"
         self._next_claim = 0.0
         self._last_id = b"$"
+        self._standby_until = 0.0  # monotonic: until then, a direct reader was seen delivering
         self._pool: ThreadPoolExecutor | None = None  # made lazily: threads do not survive a fork
         self.stats = ForwardStats()
 
@@ -209,8 +227,11 @@ class Forwarder:
                 return PassResult(idle=False)
 
     def _run(self) -> None:
-        with _untraced():
+        with otel.untraced():
             while not self._stop.is_set():
+                if self._standing_by():
+                    self._stop.wait(STANDBY_CHECK_S)
+                    continue
                 result = self.run_once()
                 if self._stop.is_set():
                     break
@@ -222,6 +243,20 @@ class Forwarder:
                         self._stop.wait(self.linger_s)  # let a few more entries arrive: fewer requests
                 elif not result.entries:  # Redis trouble: do not spin
                     self._stop.wait(0.5)
+
+    def _standing_by(self) -> bool:
+        """True while a direct reader holds ``standby_key`` (checked every ``STANDBY_CHECK_S``)."""
+        if self.standby_key is None:
+            return False
+        now = time.monotonic()
+        if now < self._standby_until:
+            return True
+        try:
+            held = bool(self.client.exists(self.standby_key))
+        except Exception:
+            held = False
+        self._standby_until = now + STANDBY_CHECK_S if held else 0.0
+        return held
 
     def _block_for_new(self) -> bool:
         """Wait (at most ``block_s``, within the client's socket timeout) for an entry after the last
@@ -366,14 +401,5 @@ class Forwarder:
         return merge_reports(reports)
 
     def _send_untraced(self, records: list[EncodedRecord], deadline: Deadline) -> SendReport:
-        with _untraced():
+        with otel.untraced():
             return self.transport.send_encoded(records, deadline, self._stop, self.breaker)
-
-
-def _untraced() -> contextlib.AbstractContextManager[object]:
-    """No OpenTelemetry instrumentation of the forwarder's own HTTP requests."""
-    try:
-        from opentelemetry.instrumentation.utils import suppress_instrumentation
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return suppress_instrumentation()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 import secrets
-import threading
 from datetime import UTC, datetime
 
 RUN_ID = re.compile(r"^run_[0-9a-f]{24}$")
@@ -19,16 +19,34 @@ BOUNDARY_ID = re.compile(r"^bnd_[0-9a-f]{24}$")
 ARTIFACT_ID = re.compile(r"^art_[0-9a-f]{16}$")
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_PAIRS = [a + b for a in _DIGITS for b in _DIGITS]  # every two-digit base-36 string, by value
 
 
 def _base36(number: int) -> str:
-    if number == 0:
-        return "0"
-    out = []
-    while number:
-        number, rem = divmod(number, 36)
-        out.append(_DIGITS[rem])
-    return "".join(reversed(out))
+    if number < 36:
+        return _DIGITS[number]
+    if number < 1296:
+        return _PAIRS[number]
+    high, low = divmod(number, 1296)
+    return _base36(high) + _PAIRS[low]
+
+
+class _Random(random.Random):
+    """Random bits for ids: seeded from ``os.urandom`` in every process (again after a fork, so
+    prefork pool children never share a sequence). Ids need uniqueness, not secrecy; one
+    ``getrandbits`` costs a fraction of an ``os.urandom`` system call."""
+
+    def __init__(self) -> None:
+        super().__init__(os.urandom(32))
+
+    def reseed(self) -> None:
+        self.seed(os.urandom(32))
+
+    def hex(self, nbytes: int) -> str:
+        return f"{self.getrandbits(nbytes * 8):0{nbytes * 2}x}"
+
+
+_random = _Random()
 
 
 class _RecordIds:
@@ -41,17 +59,22 @@ class _RecordIds:
         self._reset()
 
     def _reset(self) -> None:
-        self._prefix = secrets.token_hex(8)
+        self._prefix = f"rec_{secrets.token_hex(8)}_"
         self._counter = itertools.count(1)
-        self._lock = threading.Lock()
 
     def next(self) -> str:
-        value = next(self._counter)  # atomic: itertools.count is a C iterator called under the GIL
-        return f"rec_{self._prefix}_{_base36(value)}"
+        return self._prefix + _base36(next(self._counter))  # count is atomic under the GIL
 
 
 _record_ids = _RecordIds()
-os.register_at_fork(after_in_child=_record_ids._reset)
+
+
+def _after_fork() -> None:
+    _random.reseed()
+    _record_ids._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def record_id() -> str:
@@ -59,31 +82,33 @@ def record_id() -> str:
 
 
 def run_id() -> str:
-    return "run_" + secrets.token_hex(12)
+    return "run_" + _random.hex(12)
 
 
 def segment_id() -> str:
-    return "seg_" + secrets.token_hex(12)
+    return "seg_" + _random.hex(12)
 
 
 def event_id() -> str:
-    return "event_" + secrets.token_hex(8)
+    return "event_" + _random.hex(8)
 
 
 def boundary_id() -> str:
-    return "bnd_" + secrets.token_hex(12)
+    return "bnd_" + _random.hex(12)
 
 
 def artifact_id() -> str:
-    return "art_" + secrets.token_hex(8)
+    return "art_" + _random.hex(8)
 
 
 def trace_id() -> str:
-    return secrets.token_hex(16)
+    value = _random.getrandbits(128)
+    return f"{value or 1:032x}"  # all zeros is W3C's invalid trace id
 
 
 def span_id() -> str:
-    return secrets.token_hex(8)
+    value = _random.getrandbits(64)
+    return f"{value or 1:016x}"
 
 
 _second: list[tuple[int, str]] = [(-1, "")]

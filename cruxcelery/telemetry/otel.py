@@ -100,6 +100,21 @@ def set_attributes(span: trace.Span, attributes: dict[str, AttributeValue]) -> N
         span.set_attributes(attributes)
 
 
+def record_exception(span: trace.Span, exc: BaseException, attributes: dict[str, str] | None) -> None:
+    """The span's ``exception`` event. The SDK renders ``str(exc)`` itself: for an exception whose
+    message cannot be rendered, the event carries its type and what ``attributes`` say instead."""
+    try:
+        span.record_exception(exc, attributes=attributes)
+    except Exception:
+        with contextlib.suppress(Exception):
+            span.add_event("exception", {"exception.type": type(exc).__qualname__, **(attributes or {})})
+
+
+def rename(span: trace.Span, name: str) -> None:
+    with contextlib.suppress(Exception):  # best effort on any span
+        span.update_name(name)
+
+
 def enabled() -> bool:
     """Whether the application set a tracer provider (otherwise no SDK span is exported)."""
     return _tracer() is not None
@@ -111,3 +126,13 @@ def linked_span(name: str, parent: SpanContext | None, link: SpanContext,
     ``link`` (the request that caused it): it puts a request of one trace into another."""
     span, _, _ = start_span(name, parent, links=(link,), attributes=attributes)
     span.end()
+
+
+def untraced() -> contextlib.AbstractContextManager[object]:
+    """No OpenTelemetry instrumentation (of HTTP clients, say) of telemetry's own requests, which
+    would otherwise make telemetry about delivering telemetry."""
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:  # pragma: no cover - the package ships with the celery instrumentation
+        return contextlib.nullcontext()
+    return suppress_instrumentation()

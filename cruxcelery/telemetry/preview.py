@@ -119,6 +119,8 @@ def _safe(value: Any, depth: int, walk: _Walk) -> Any:
     walk.seen.add(marker)
     try:
         return _container(value, depth, walk)
+    except Exception as exc:  # a hostile __repr__, __str__ or property spoils only its own node
+        return f"[unserializable {type(value).__name__}: {type(exc).__name__}]"
     finally:
         walk.seen.discard(marker)
 

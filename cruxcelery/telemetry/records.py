@@ -88,7 +88,13 @@ class _SpanHead(_Common):
     tool_name: str | None = None
     agent_id: str | None = None
     deadline_at: Timestamp | None = None
+    # a generation's model and provider (Crux's generation-run / golden-node-run fixtures)
+    model: str | None = None
+    provider: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+Metrics = dict[str, float]
 
 
 class SpanStart(_SpanHead):
@@ -103,6 +109,10 @@ class SpanEnd(_Common):
     duration_ms: float = Field(ge=0)
     status: SpanStatus
     error: ErrorSummary | None = None
+    # what is only known at the end: token usage and cost (``metrics``), response model, finish
+    # reasons, a failing tool's phase (``attributes``), as in Crux's fixtures
+    metrics: Metrics | None = None
+    attributes: dict[str, Any] | None = None
 
 
 class Span(_SpanHead):
@@ -113,6 +123,7 @@ class Span(_SpanHead):
     duration_ms: float = Field(ge=0)
     status: SpanStatus
     error: ErrorSummary | None = None
+    metrics: Metrics | None = None
 
 
 class SpanEvent(_Common):

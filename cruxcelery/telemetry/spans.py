@@ -18,7 +18,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
-from cruxcelery.telemetry import evidence, ids, otel
+from cruxcelery.telemetry import evidence, genai, ids, otel
 from cruxcelery.telemetry.preview import json_safe
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.records import SCHEMA_VERSION
@@ -98,7 +98,7 @@ class Segment:
             "segmentSeq": seq,
             "traceId": self.run.trace_id,
         }
-        record.update({k: v for k, v in fields.items() if v is not None})
+        record.update({k: v for k, v in fields.items() if v is not None or k == "preview"})  # a null preview is one
         self.recorder.emit(record)
         return record
 
@@ -149,17 +149,24 @@ class Segment:
         already begun by ``new_root_segment``."""
         attrs = json_safe(attributes or {})
         otel_attrs = otel_attributes(primitive, self.run.run_id, attrs, flow_id, step_id)
+        otel_name = name
+        if primitive == genai.AGENT_PRIMITIVE:  # GenAI conventions: invoke_agent {name}
+            otel_attrs.update(genai.span_attributes(name, primitive, attrs))
+            otel_name = genai.span_name(name, primitive)
         if started is None:
             parent_ctx = otel.remote_context(parent.trace_id, parent.span_id) if parent else None
-            started = otel.start_span(name, parent_ctx, attributes=otel_attrs)
+            started = otel.start_span(otel_name, parent_ctx, attributes=otel_attrs)
         else:
             otel.set_attributes(started[0], otel_attrs)
+            if otel_name != name:
+                otel.rename(started[0], otel_name)
         otel_span, _trace_id, span_id = started
         span = CruxSpan(self, span_id, parent.span_id if parent else None, name, primitive, otel_span)
         self.emit(
             "span:start", spanId=span_id, parentSpanId=span.parent_span_id, family=family_of(primitive),
             primitive=primitive, name=name, startedAt=ids.iso_ms(span.started_at), status="running",
-            flowId=flow_id, stepId=step_id, agentId=attrs.get("agentId"), toolName=attrs.get("toolName"),
+            flowId=flow_id, stepId=step_id, agentId=_str_or_none(attrs.get("agentId")),
+            toolName=_str_or_none(attrs.get("toolName")),
             deadlineAt=ids.iso_ms(deadline_at) if deadline_at else None, attributes=attrs,
         )
         return span
@@ -237,11 +244,16 @@ class CruxSpan:
         self.ended = True
         if error is not None and evidence_:
             self.segment.error_evidence(self.span_id, error)
-            self.otel_span.record_exception(error, attributes=evidence.otel_exception_attributes(error))
+            otel.record_exception(self.otel_span, error, evidence.otel_exception_attributes(error))
         if status == "error":
-            self.otel_span.set_status(Status(StatusCode.ERROR, redact_text(str(error)) if error else None))
+            self.otel_span.set_status(Status(StatusCode.ERROR, redact_text(evidence.message(error)) if error else None))
         self.segment.span_end(self.span_id, self.started_at, status, error)
         self.otel_span.end()
+
+
+def _str_or_none(value: Any) -> str | None:
+    """A record field that must be a string (or absent), whatever the attribute held."""
+    return value if isinstance(value, str) else None
 
 
 def _ms(seconds: float) -> float:

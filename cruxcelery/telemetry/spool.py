@@ -47,6 +47,7 @@ __all__ = [
     "build_entry",
     "decode_entry",
     "spool_client",
+    "standby_key",
 ]
 
 _log = logging.getLogger("cruxcelery.telemetry")
@@ -60,6 +61,12 @@ ENTRY_MAX_BYTES = 4 * 1024 * 1024
 DATA = b"d"
 LENGTHS = b"l"
 _RECORD_ID = re.compile(rb'"recordId":"([^"\\]{1,200})"')
+
+
+def standby_key(stream_key: str) -> str:
+    """The key a direct reader of the stream (devtools) holds while it delivers: forwarders in
+    workers stand by meanwhile."""
+    return f"{stream_key}:direct-reader"
 
 
 def spool_client(url: str, *, socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S) -> redis.Redis:

@@ -15,23 +15,19 @@ exceeds the time left. With a ``breaker.CircuitBreaker``, every answered request
 server-level failure (unreachable, timeout, retryable status) opens it, and a send stops at the first
 such failure instead of retrying: the breaker then decides when to probe again. What could not be
 delivered in time comes back in ``SendReport.pending``.
-``send`` and ``send_encoded`` never raise. One ``httpx.Client`` per process, created lazily and
-re-created in a forked child (the inherited one is abandoned, never closed, so the parent's
-connections are left alone).
+``send`` and ``send_encoded`` never raise. Requests go over keep-alive ``http.client`` connections
+(``connections.ConnectionPool``); a forked child makes its own (the parent's are left alone).
 """
 
 from __future__ import annotations
 
-import contextlib
+import http.client
 import json
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import httpx
 
 from cruxcelery.telemetry.breaker import CircuitBreaker
 from cruxcelery.telemetry.chunking import (
@@ -42,6 +38,7 @@ from cruxcelery.telemetry.chunking import (
     chunk_encoded,
     encode_record,
 )
+from cruxcelery.telemetry.connections import ConnectionPool, RequestTimeout
 from cruxcelery.telemetry.exporter import JsonRecord
 from cruxcelery.telemetry.retry import Deadline, RetryPolicy, is_retryable_status, parse_retry_after
 
@@ -117,53 +114,26 @@ class HttpTransport:
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.url = base_url.rstrip("/") + INGEST_PATH
-        self._url = httpx.URL(self.url)  # parsed once: a str is parsed again on every request
         self.policy = policy or RetryPolicy()
         self.request_timeout_s = request_timeout_s
         self.max_records = max_records
         self.max_body_bytes = max_body_bytes
-        self._headers = {
+        headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": "cruxcelery-telemetry",
         }
         if token:
-            self._headers["Authorization"] = f"Bearer {token}"
-        self._lock = threading.Lock()
-        self._client: httpx.Client | None = None
-        self._pid = os.getpid()
-
-    # -- client lifecycle -------------------------------------------------------------------------
-
-    def _get_client(self) -> httpx.Client:
-        if self._pid != os.getpid():
-            self.reset_after_fork()
-        with self._lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    headers=self._headers,
-                    timeout=self.request_timeout_s,
-                    follow_redirects=False,
-                    limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
-                )
-            return self._client
+            headers["Authorization"] = f"Bearer {token}"
+        self._pool = ConnectionPool(self.url, headers)
 
     def reset_after_fork(self) -> None:
-        """In a forked child: forget the inherited client (without closing the parent's sockets)."""
-        self._lock = threading.Lock()
-        self._client = None
-        self._pid = os.getpid()
+        """In a forked child: forget the inherited connections (without closing the parent's)."""
+        self._pool.close()
 
     def close(self) -> None:
-        """Close the client of this process. Never raises."""
-        if self._pid != os.getpid():
-            self.reset_after_fork()
-            return
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):  # closing must never raise
-                client.close()
+        """Close this process's connections. Never raises."""
+        self._pool.close()
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -268,19 +238,18 @@ class HttpTransport:
 
     def _post_chunk(self, chunk: list[EncodedRecord], timeout_s: float) -> _ChunkOutcome:
         try:
-            response = self._get_client().post(self._url, content=build_body(chunk), timeout=httpx.Timeout(timeout_s))
-            status = response.status_code
-            content = response.content
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-        except httpx.TimeoutException as exc:
+            answer = self._pool.post(build_body(chunk), timeout_s)
+        except RequestTimeout as exc:
             return _ChunkOutcome(retry=list(chunk), abort_round=True, unreachable=True, error=f"timeout: {exc!r}")
-        except Exception as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             return _ChunkOutcome(
                 retry=list(chunk),
                 abort_round=True,
                 unreachable=True,
                 error=f"unreachable: {type(exc).__name__}: {exc}",
             )
+        status, content = answer.status, answer.body
+        retry_after = parse_retry_after(answer.retry_after)
         if 200 <= status < 300:
             return _apply_dispositions(chunk, content, retry_after)
         if is_retryable_status(status):

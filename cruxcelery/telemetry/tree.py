@@ -10,8 +10,8 @@ from typing import Any
 def render(records: Iterable[dict[str, Any]], *, show_detail: bool = True) -> str:
     """One block per run: its spans nested by parent, with status, duration and boundary events."""
     records = list(records)
-    starts = {r["spanId"]: r for r in records if r["type"] == "span:start"}
-    ends = {r["spanId"]: r for r in records if r["type"] == "span:end"}
+    starts = {r["spanId"]: r for r in records if r["type"] in ("span:start", "span")}
+    ends = {r["spanId"]: r for r in records if r["type"] in ("span:end", "span")}
     events: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r["type"] == "span:event":
@@ -48,10 +48,27 @@ def _walk(span: dict[str, Any], children: dict[str | None, list[dict[str, Any]]]
         status = end.get("status", "running")
         duration = f" {end['durationMs']:.1f}ms" if "durationMs" in end else ""
         marker = " (detail)" if detail else ""
-        lines.append(f"{'  ' * depth}- {span['name']} <{span['primitive']}> [{status}]{duration}{marker}")
+        lines.append(f"{'  ' * depth}- {span['name']} <{span['primitive']}> [{status}]{duration}{marker}"
+                     f"{_agent_detail(span, end)}")
         for event in events.get(span["spanId"], []):
             if event["name"].startswith("runtime.celery.boundary.") or event["name"] == "exception":
                 lines.append(f"{'  ' * (depth + 1)}* {event['name']}")
         depth += 1
     for child in children.get(span["spanId"], []):
         _walk(child, children, ends, events, lines, depth, show_detail)
+
+
+def _agent_detail(span: dict[str, Any], end: dict[str, Any]) -> str:
+    """`` · model · 12→7 tokens`` for a generation, `` · call c1 (not executed)`` for a tool."""
+    parts: list[str] = []
+    attributes = span.get("attributes") or {}
+    if span.get("model"):
+        parts.append(str(span["model"]))
+    metrics = end.get("metrics") or {}
+    if "inputTokens" in metrics or "outputTokens" in metrics:
+        parts.append(f"{metrics.get('inputTokens', '?')}→{metrics.get('outputTokens', '?')} tokens")
+    if span.get("primitive") == "tool.call" and attributes.get("toolCallId"):
+        parts.append(f"call {attributes['toolCallId']}")
+    if attributes.get("executed") is False:
+        parts.append("not executed")
+    return "".join(f" · {part}" for part in parts)

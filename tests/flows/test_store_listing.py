@@ -93,6 +93,36 @@ def test_list_follows_status_changes(store: RedisFlowStore, snap: Snap) -> None:
     assert [(s.flow_id, s.status, s.suspended_at) for s in page] == [("f1", "suspended", "approval")]
 
 
+def test_list_orders_by_the_last_status_change_not_by_saves_that_keep_the_status(
+    store: RedisFlowStore, snap: Snap
+) -> None:
+    store.create(snap("older", status="running", updated_at=BASE))
+    store.create(snap("newer", status="running", updated_at=BASE + 1_000))
+    older = store.require("older")
+
+    saved = store.save(older.model_copy(update={"step_order": ["s1"]}), older.version)  # a step's output
+
+    assert saved.updated_at > BASE + 1_000
+    page, _ = store.list_flows(status="running")
+    assert [s.flow_id for s in page] == ["newer", "older"]
+    for key in (store.keys.status_index("running"), store.keys.name_index("writer"), store.keys.all_index()):
+        assert store.redis.zscore(key, "older") == BASE
+    suspended = store.save(saved.model_copy(update={"status": "suspended"}), saved.version)
+    page, _ = store.list_flows()
+    assert [s.flow_id for s in page] == ["older", "newer"]
+    assert store.redis.zscore(store.keys.all_index(), "older") == suspended.updated_at
+
+
+def test_a_stale_entry_put_back_keeps_the_score_of_the_other_indexes(store: RedisFlowStore, snap: Snap) -> None:
+    store.create(snap("f1", status="running", updated_at=BASE))
+    current = store.require("f1")
+    store.save(current.model_copy(update={"step_order": ["s1"]}), current.version)
+
+    store.drop_stale_entry(store.keys.status_index("running"), "running", "f1")
+
+    assert store.redis.zscore(store.keys.status_index("running"), "f1") == BASE
+
+
 def test_list_skips_and_removes_members_whose_snapshot_is_gone(store: RedisFlowStore, snap: Snap) -> None:
     ids = _seed(store, snap, 10, status="suspended")
     store.redis.delete(store.keys.flow(ids[3]), store.keys.flow(ids[7]))

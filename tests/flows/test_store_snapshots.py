@@ -226,3 +226,55 @@ def test_save_refuses_an_unknown_status(store: RedisFlowStore, snap: Snap) -> No
     with pytest.raises(InvalidFlowId):
         store.save(broken, expected_version=0)
     assert store.redis.zscore(store.keys.status_index("pending"), "f1") is not None
+
+
+GO_SCHEMA = {"properties": {"ok": {"default": True, "title": "Ok", "type": "boolean"}}, "title": "Go", "type": "object"}
+
+
+def test_stored_snapshot_omits_defaults_and_the_declared_schema_and_loads_equal(
+    store: RedisFlowStore, snap: Snap
+) -> None:
+    suspended = snap("f1", status="suspended", signals={"go": GO_SCHEMA}, suspended_at="go",
+                     waiting={"kind": "signal", "name": "go", "schema": GO_SCHEMA},
+                     input={"note": None}, trace_context={"run_id": "run_1"})
+    store.create(suspended)
+
+    raw = store.redis.hget(store.keys.flow("f1"), "data")
+
+    assert raw is not None
+    assert b'"waiting":{"kind":"signal","name":"go"}' in raw  # the schema is the declared one
+    assert raw.count(b'"title":"Go"') == 1
+    for default in (b'"output"', b'"error"', b'"completed_steps"', b'"rejected_signals"', b'"occurrence"',
+                    b'"fallback"', b'"idempotency_key"', b'"parent_flow_id"'):
+        assert default not in raw
+    assert b'"input":{"note":null}' in raw  # values inside inputs and outputs keep their nulls
+    assert store.require("f1") == suspended
+    summary = store.redis.hget(store.keys.flow("f1"), "summary")
+    assert summary is not None and b"null" not in summary
+
+
+@pytest.mark.parametrize("waiting", [
+    {"kind": "signal", "name": "go", "schema": {"type": "object"}, "occurrence": 2},
+    {"kind": "signal", "name": "go"},
+    {"kind": "signal", "name": "undeclared", "timeout_at": 5_000},
+    {"kind": "child", "name": "plan", "child_task_id": "t1", "occurrence": 1, "fallback": True},
+    {"kind": "condition", "name": "ready", "every_s": 2.5},
+], ids=["other-schema", "no-schema", "undeclared", "child", "condition"])
+def test_stored_snapshot_round_trips_whatever_it_waits_for(
+    store: RedisFlowStore, snap: Snap, waiting: dict[str, object]
+) -> None:
+    stored = snap("f1", status="suspended", signals={"go": GO_SCHEMA}, waiting=waiting,
+                  error=ErrorInfo(message="boom", retryable=False), output={"x": None, "l": [None]},
+                  completed_steps={"plan": StepRecord(output=None)}, step_order=["plan"])
+    store.create(stored)
+
+    assert store.require("f1") == stored
+
+
+def test_a_snapshot_stored_with_every_field_written_still_loads(store: RedisFlowStore, snap: Snap) -> None:
+    older = snap("f1", status="suspended", signals={"go": GO_SCHEMA},
+                 waiting={"kind": "signal", "name": "go", "schema": GO_SCHEMA})
+    store.create(older)
+    store.redis.hset(store.keys.flow("f1"), "data", older.model_dump_json(by_alias=True))
+
+    assert store.require("f1") == older

@@ -56,10 +56,20 @@ def test_single_oversized_record_is_set_apart_and_the_others_kept() -> None:
 
 def test_unserializable_records_are_set_apart() -> None:
     records: list[dict[str, object]] = [sample_record(0), {"recordId": "x", "bad": object()}]
-    records.append({"recordId": "nan", "value": float("nan")})
     plan = chunk_records(records)
-    assert len(plan.invalid) == 2
+    assert len(plan.invalid) == 1
     assert sum(len(chunk) for chunk in plan.chunks) == 1
+
+
+def test_nan_and_infinity_are_sent_as_null() -> None:
+    encoded = encode_record({"recordId": "nan", "value": float("nan"), "other": float("inf")})
+    assert json.loads(encoded.data) == {"recordId": "nan", "value": None, "other": None}
+
+
+def test_what_orjson_refuses_is_encoded_like_the_stdlib_does() -> None:
+    record = {"recordId": "r", 1: "integer key", "big": 2**70, "lone": "\ud800"}
+    assert json.loads(encode_record(record).data) == {"recordId": "r", "1": "integer key", "big": 2**70,
+                                                       "lone": "\ud800"}
 
 
 def test_utf8_size_is_counted_not_characters() -> None:

@@ -144,3 +144,38 @@ def test_unserializable_record_is_counted_the_others_arrive(receiver: Receiver) 
     records: list[dict[str, object]] = [sample_record(0), {"recordId": "x", "v": object()}]
     report = HttpTransport(receiver.url).send(records, timeout_s=3.0)
     assert report.invalid == 1 and report.delivered == 1
+
+
+def test_a_keepalive_connection_the_server_closed_is_replaced_without_losing_a_chunk() -> None:
+    """The server answers as if the connection stayed open, then closes it: the next request on
+    that connection fails before the server read it, and goes again on a fresh one."""
+    import socket
+    import threading
+
+    bodies: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as stream:
+                length = 0
+                while (line := stream.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                bodies.append(stream.read(length))
+                conn.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+
+    threading.Thread(target=serve, daemon=True).start()
+    transport = HttpTransport(f"http://127.0.0.1:{port}")
+    try:
+        reports = [transport.send(sample_records(2), timeout_s=3.0) for _ in range(3)]
+    finally:
+        listener.close()
+        transport.close()
+    assert [report.delivered for report in reports] == [2, 2, 2]
+    assert len(bodies) == 3 and all(not report.pending for report in reports)

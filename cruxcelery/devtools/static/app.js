@@ -241,6 +241,7 @@ function drawRows() {
         el("span", { class: "toggle", onclick: (e) => { e.stopPropagation(); toggle(span.spanId); } },
           hasKids ? (detail.collapsed.has(span.spanId) ? "▸" : "▾") : ""),
         statusBadge(span.status), " ", span.name,
+        agentSummary(span) ? el("span", { class: "agent", text: agentSummary(span) }) : null,
         el("span", { class: "prim", text: span.primitive }),
         span.diagnostics.length ? el("span", { class: "diag", text: span.diagnostics.map((d) => d.code).join(", ") }) : null),
       el("span", { class: "bar-area" }, el("span", {
@@ -269,6 +270,23 @@ function selectSpan(spanId) {
   renderPanel(detail.byId.get(spanId));
 }
 
+function tokens(span) {
+  const m = span.metrics || {};
+  if (m.inputTokens === undefined && m.outputTokens === undefined) return "";
+  return `${m.inputTokens ?? "?"}→${m.outputTokens ?? "?"} tokens`;
+}
+
+// what a generation or tool row adds to its name: model and tokens, the call id, "not executed"
+function agentSummary(span) {
+  const attrs = span.attributes || {};
+  const parts = [];
+  if (span.model) parts.push(span.model);
+  if (tokens(span)) parts.push(tokens(span));
+  if (span.primitive === "tool.call" && attrs.toolCallId) parts.push(attrs.toolCallId);
+  if (attrs.executed === false) parts.push("not executed");
+  return parts.join(" · ");
+}
+
 function kv(pairs) {
   return el("dl", { class: "kv" }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .map(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
@@ -281,7 +299,11 @@ function renderPanel(span) {
   children.push(kv([["span", span.spanId], ["primitive", span.primitive], ["started", span.startedAt],
     ["ended", span.endedAt], ["duration", fmtDuration(span.durationMs)], ["raw status", span.rawStatus],
     ["reconciled from", span.reconciledFrom], ["segment", span.segmentId], ["flow", span.flowId],
-    ["step", span.stepId], ["tool", span.toolName], ["agent", span.agentId]]));
+    ["step", span.stepId], ["tool", span.toolName], ["agent", span.agentId], ["model", span.model],
+    ["provider", span.provider], ["tokens", tokens(span)], ["cost (USD)", (span.metrics || {}).costUsd],
+    ["response model", (span.endAttributes || {}).responseModel],
+    ["finish reasons", ((span.endAttributes || {}).finishReasons || []).join(", ")],
+    ["phase", (span.endAttributes || {}).phase], ["error kind", (span.endAttributes || {}).errorKind]]));
   for (const d of span.diagnostics) children.push(el("div", { class: "diagnostic" }, `${d.code}: ${d.message}`));
   const runs = detail.data.links;
   for (const link of [...runs.children, ...runs.scheduled].filter((l) => l.spanId === span.spanId)) {
