@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -130,7 +132,8 @@ class SnapshotOps(StoreBase):
     def exists(self, flow_id: str) -> bool:
         return bool(self._redis.exists(self._keys.flow(flow_id)))
 
-    def save(self, snapshot: FlowSnapshot, expected_version: int, stored_status: str | None = None) -> FlowSnapshot:
+    def save(self, snapshot: FlowSnapshot, expected_version: int, stored_status: str | None = None, *,
+             listed: bool = False) -> FlowSnapshot:
         """Compare-and-set: write ``snapshot`` as version ``expected_version + 1`` (``updated_at`` =
         now) if the stored version is ``expected_version``. When the status changes, the flow
         moves to its new status index and its index scores become this ``updated_at`` (a second,
@@ -139,7 +142,8 @@ class SnapshotOps(StoreBase):
         stale entry elsewhere is pruned by listings). A save that keeps the status (a step's
         output, a rejected signal) writes the snapshot only: index scores are the time of the
         last status change. ``stored_status`` is the status the caller read with that version
-        (read from Redis when not given).
+        (read from Redis when not given). ``listed``: the caller already put the flow in its new
+        status index (and prunes it if no save succeeds).
 
         Raises ``VersionConflict`` (someone wrote first), ``FlowNotFound`` (no stored snapshot) or
         ``FlowError`` (the name differs from the stored one: names are immutable).
@@ -150,7 +154,7 @@ class SnapshotOps(StoreBase):
             stored_status = opt_text(self._redis.hget(self._keys.flow(snapshot.flow_id), "status")) or ""
         new = snapshot.model_copy(update={"version": expected_version + 1, "updated_at": now_ms()})
         data, summary = _encode(new)
-        if stored_status != new.status:  # first: a flow is always in its current status index
+        if stored_status != new.status and not listed:  # first: a flow is always in its current status index
             self._redis.zadd(self._keys.status_index(new.status), {new.flow_id: new.updated_at})
         args: list[str | int] = [new.name, expected_version, new.version, data, summary, new.status, stored_status]
         reply = reply_list(self._scripts.save(keys=[self._keys.flow(new.flow_id)], args=args))
@@ -159,7 +163,7 @@ class SnapshotOps(StoreBase):
             if stored_status != new.status:  # same status: the index entries stay as they are
                 self._index(new.flow_id, new.name, new.status, stored_status, new.updated_at)
             return new
-        if stored_status != new.status:
+        if stored_status != new.status and not listed:
             self.drop_stale_entry(self._keys.status_index(new.status), new.status, new.flow_id)
         if outcome == "missing":
             raise FlowNotFound(new.flow_id)
@@ -177,16 +181,25 @@ class SnapshotOps(StoreBase):
         ``VersionConflict``); pending resumes and timers find the flow terminal and do nothing.
         """
         validate_flow_id(flow_id)
-        for attempt in range(_CANCEL_ATTEMPTS):
-            current = self.require(flow_id)
-            if current.is_terminal:
-                return current
-            cancelled = current.model_copy(
-                update={"status": "cancelled", "cancel_reason": reason, "waiting": None}
-            )
-            try:
-                return self.save(cancelled, current.version)
-            except VersionConflict:
-                if attempt == _CANCEL_ATTEMPTS - 1:
-                    raise
-        raise FlowError(f"flow {flow_id!r}: cancel gave up")  # unreachable: the loop returns or raises
+        current = self.require(flow_id)
+        if current.is_terminal:
+            return current
+        index = self._keys.status_index("cancelled")
+        self._redis.zadd(index, {flow_id: now_ms()})  # once, first: each attempt is then one read, one write
+        saved: FlowSnapshot | None = None
+        try:
+            for attempt in range(_CANCEL_ATTEMPTS):
+                if attempt:
+                    current = self.require(flow_id)
+                if current.is_terminal:
+                    return current
+                cancelled = current.model_copy(
+                    update={"status": "cancelled", "cancel_reason": reason, "waiting": None}
+                )
+                with contextlib.suppress(VersionConflict):
+                    saved = self.save(cancelled, current.version, current.status, listed=True)
+                    return saved
+            raise VersionConflict(flow_id, current.version, current.version + 1)
+        finally:
+            if saved is None:  # not cancelled by us: out of the index again, unless cancelled meanwhile
+                self.drop_stale_entry(index, "cancelled", flow_id)
