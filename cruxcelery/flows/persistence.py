@@ -56,7 +56,8 @@ class SnapshotOps(StoreBase):
             idem = self._keys.idempotency(snapshot.name, validate_idempotency_key(key))
             self._keys.flow(snapshot.flow_id)
             snapshot = snapshot.model_copy(update={"idempotency_key": key})
-            data, summary = _encode(snapshot)  # first: a snapshot that cannot be stored claims no key
+        data, summary = _encode(snapshot)  # first: a snapshot that cannot be stored claims no key
+        if key is not None:
             claimed = self._redis.set(idem, snapshot.flow_id, nx=True,
                                       px=self._idempotency_ttl_ms or None)
             if not claimed:
@@ -66,8 +67,6 @@ class SnapshotOps(StoreBase):
                         return owner, False
                     snapshot = snapshot.model_copy(update={"flow_id": validate_flow_id(owner)})
                     data, summary = _encode(snapshot)
-        else:
-            data, summary = _encode(snapshot)
         created = as_int(self._scripts.create(
             keys=[self._keys.flow(snapshot.flow_id)],
             args=[data, summary, snapshot.status, snapshot.name, snapshot.version, queue or ""],
