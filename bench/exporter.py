@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from cruxcelery.telemetry.delivery import HttpExporter
-from cruxcelery.telemetry.transport import HttpTransport
+from cruxcelery.telemetry.http.exporter import HttpExporter
+from cruxcelery.telemetry.http.transport import HttpTransport
 from tests.receiver import sample_records
 
 

@@ -18,7 +18,7 @@ import redis
 from bench import app as bench_app
 from bench.stats import pct, summary
 from bench.telemetry import attached
-from cruxcelery.flows.keys import FlowKeys
+from cruxcelery.flows.store.keys import FlowKeys
 
 
 def step_overhead(steps: int, total: int = 1000) -> list[float]:

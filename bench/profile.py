@@ -19,15 +19,15 @@ from typing import Any
 
 PHASES = {  # (function, file suffix) -> label; inclusive time, outermost frame only
     ("trace_task", "celery/app/trace.py"): "celery trace_task (whole execution)",
-    ("run", "cruxcelery/actions.py"): "  CruxTask.run",
-    ("open_execution", "cruxcelery/execution.py"): "    open_execution (run:start, span:start, OTel)",
-    ("_call", "cruxcelery/actions.py"): "    _call (args validation, body, to_wire)",
-    ("close_execution", "cruxcelery/execution.py"): "    close_execution (span:end, run:end)",
-    ("flush", "cruxcelery/runtime.py"): "    Runtime.flush",
+    ("run", "cruxcelery/core/actions.py"): "  CruxTask.run",
+    ("open_execution", "cruxcelery/core/execution.py"): "    open_execution (run:start, span:start, OTel)",
+    ("_call", "cruxcelery/core/actions.py"): "    _call (args validation, body, to_wire)",
+    ("close_execution", "cruxcelery/core/execution.py"): "    close_execution (span:end, run:end)",
+    ("flush", "cruxcelery/core/runtime.py"): "    Runtime.flush",
     ("emit", "cruxcelery/telemetry/recorder.py"): "    (of which Recorder.emit: exporters)",
     ("json_safe", "cruxcelery/telemetry/preview.py"): "    (of which json_safe previews)",
-    ("on_prerun", "cruxcelery/hooks.py"): "  hooks.on_prerun (extensions)",
-    ("on_postrun", "cruxcelery/hooks.py"): "  hooks.on_postrun (extensions)",
+    ("on_prerun", "cruxcelery/core/hooks.py"): "  hooks.on_prerun (extensions)",
+    ("on_postrun", "cruxcelery/core/hooks.py"): "  hooks.on_postrun (extensions)",
     ("mark_as_done", "celery/backends/base.py"): "  result backend: store the result",
     ("_trace_task_ret", "celery/app/trace.py"): "pool: _trace_task_ret",
 }
@@ -62,7 +62,7 @@ def save(profiler: Any, path: str) -> None:
 def run(tasks: int, http: bool) -> None:
     from bench import app as bench_app
     from bench.receiver import receiver_process
-    from cruxcelery.demo import worker
+    from cruxcelery.cli.demo import worker
 
     with bench_app.app.connection_for_write() as conn:
         conn.default_channel.client.delete(bench_app.QUEUE)

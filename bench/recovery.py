@@ -18,8 +18,8 @@ import redis
 
 from bench import app as bench_app
 from bench import workers
-from cruxcelery.flows.keys import FlowKeys
 from cruxcelery.flows.manager import first_task_id
+from cruxcelery.flows.store.keys import FlowKeys
 
 LEASE_S = 5
 CONCURRENCY = 4

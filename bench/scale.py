@@ -191,7 +191,7 @@ def measure(sizes: list[int], port: int, rounds: int, signals: int) -> dict[str,
     from bench import workers
     from bench.stats import pct
     from cruxcelery import list_flows
-    from cruxcelery.flows.keys import FlowKeys
+    from cruxcelery.flows.store.keys import FlowKeys
 
     client = redis.Redis(port=port)
     keys = FlowKeys(bench_app.crux.settings.key_prefix)

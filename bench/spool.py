@@ -20,13 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.receiver import receiver_process
-from cruxcelery.telemetry.breaker import CircuitBreaker
-from cruxcelery.telemetry.delivery import HttpExporter
-from cruxcelery.telemetry.forwarder import Forwarder
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
+from cruxcelery.telemetry.http.exporter import HttpExporter
+from cruxcelery.telemetry.http.transport import HttpTransport
 from cruxcelery.telemetry.preview import json_safe
-from cruxcelery.telemetry.spool import SpoolExporter, spool_client
-from cruxcelery.telemetry.spoolgroup import cursor_key
-from cruxcelery.telemetry.transport import HttpTransport
+from cruxcelery.telemetry.spool.forwarder import Forwarder
+from cruxcelery.telemetry.spool.group import cursor_key
+from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client
 from tests.receiver import free_port, sample_records
 
 REDIS_URL = "redis://127.0.0.1:6379/9"

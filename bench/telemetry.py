@@ -13,7 +13,8 @@ from typing import Any
 
 from bench import app as bench_app
 from bench.stats import pct, summary
-from cruxcelery import CruxSettings, telemetry_setup
+from cruxcelery import CruxSettings
+from cruxcelery.delivery import extension as telemetry_setup
 from cruxcelery.telemetry.exporter import RecordExporter
 
 SPOOLED = ("spool", "direct")  # direct: the spool, read by devtools itself (workers' forwarders stand by)

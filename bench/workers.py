@@ -96,13 +96,13 @@ def devtools_reading_spool(enabled: bool, tmp: Path) -> Iterator[None]:
     import redis
 
     from bench import app as bench_app
-    from cruxcelery.telemetry.spool import standby_key
+    from cruxcelery.telemetry.spool.stream import standby_key
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     key = standby_key("crux-bench:telemetry")
-    command = [sys.executable, "-c", "import sys; from cruxcelery.cli import main; sys.exit(main())", "dev",
+    command = [sys.executable, "-c", "import sys; from cruxcelery.cli.main import main; sys.exit(main())", "dev",
                "--redis", bench_app.REDIS, "--db", ":memory:", "--port", str(port)]
     with open(tmp / "devtools.log", "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "CRUX_KEY_PREFIX": "crux-bench"},

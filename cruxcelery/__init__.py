@@ -3,13 +3,16 @@
 Import everything from here; every other module is private.
 """
 
-from cruxcelery.actions import ActionContext, CruxTask
 from cruxcelery.agents.generation import Generation, GenerationStream, generation, generation_stream
 from cruxcelery.agents.parallel import ParallelError
 from cruxcelery.agents.tools import Tool, ToolContext
-from cruxcelery.context import capture_context, with_context
+from cruxcelery.core.actions import ActionContext, CruxTask
+from cruxcelery.core.context import capture_context, with_context
+from cruxcelery.core.envelope import Envelope
+from cruxcelery.core.extensions import Execution, Extension, Message, Worker
+from cruxcelery.core.flushing import flush_observability, with_observability_flush
+from cruxcelery.core.outcomes import Outcome, classify
 from cruxcelery.crux import Crux
-from cruxcelery.envelope import Envelope
 from cruxcelery.errors import (
     BrokerUnavailable,
     ConfigurationError,
@@ -18,7 +21,6 @@ from cruxcelery.errors import (
     NotInAction,
     StoreUnavailable,
 )
-from cruxcelery.extensions import Execution, Extension, Message, Worker
 from cruxcelery.flows.admin import FlowNotRetryable, retry_flow
 from cruxcelery.flows.api import cancel_flow, create_flow_id, delete_flow, list_flows, purge_flows, signal_flow
 from cruxcelery.flows.errors import (
@@ -50,8 +52,6 @@ from cruxcelery.flows.results import (
 )
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
-from cruxcelery.flushing import flush_observability, with_observability_flush
-from cruxcelery.outcomes import Outcome, classify
 from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 

@@ -13,10 +13,10 @@ from pydantic import BaseModel
 
 from cruxcelery.agents.extension import AgentsExtension
 from cruxcelery.agents.tools import Tool, ToolContext, make_tool
+from cruxcelery.core.runtime import Runtime
 from cruxcelery.flows.extension import FlowsExtension
 from cruxcelery.flows.handle import FlowHandle
 from cruxcelery.flows.manager import FlowRuntime
-from cruxcelery.runtime import Runtime
 from cruxcelery.settings import CruxSettings
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from cruxcelery import CruxSettings
+from cruxcelery.delivery.extension import http_exporter
 from cruxcelery.telemetry.records import validate_record
-from cruxcelery.telemetry_setup import http_exporter
 from tests.helpers import only, wait_span
 from tests.receiver import Receiver, free_port
 

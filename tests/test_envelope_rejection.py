@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from cruxcelery.envelope import EnvelopeCodec
+from cruxcelery.core.envelope import EnvelopeCodec
 from tests.helpers import only, wait_span
 
 VALID = {
@@ -17,7 +17,7 @@ VALID = {
 
 
 def _run_with_header(sink, celery_test_app, header, caplog):
-    with caplog.at_level(logging.WARNING, logger="cruxcelery.envelope"):
+    with caplog.at_level(logging.WARNING, logger="cruxcelery.core.envelope"):
         celery_test_app.leaf.apply_async(({"topic": "x"},), headers={"crux": header}).get(timeout=10)
         leaf = wait_span(sink, "leaf")[0]
     return leaf

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, SecretStr
 
-from cruxcelery import args as action_args
+from cruxcelery.core import args as action_args
 
 
 class Inner(BaseModel):

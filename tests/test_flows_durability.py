@@ -182,7 +182,7 @@ def test_an_app_switched_to_pickle_after_crux_is_refused_before_publishing(make_
 
 
 def test_the_lease_renewer_keeps_renewing_while_executions_start_often():
-    from cruxcelery.flows.leasing import HeldLease, renewer
+    from cruxcelery.flows.lease_renewer import HeldLease, renewer
 
     renewed = []
     long_step = HeldLease("long", "t", lambda fid, tok: renewed.append(time.monotonic()) or True)
@@ -240,7 +240,7 @@ def test_with_observability_flush_decorates_methods():
 
 
 def test_the_envelope_encoder_keeps_the_cap_the_decoder_enforces():
-    from cruxcelery.envelope import Envelope, EnvelopeCodec
+    from cruxcelery.core.envelope import Envelope, EnvelopeCodec
     from cruxcelery.telemetry import ids
 
     codec = EnvelopeCodec(max_bytes=400)

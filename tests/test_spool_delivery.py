@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from cruxcelery.telemetry.spoolgroup import spool_stats
+from cruxcelery.telemetry.spool.group import spool_stats
 from cruxcelery.testing import read_jsonl
 from tests.receiver import Receiver, free_port
 from tests.workers import subprocess_worker

@@ -11,11 +11,8 @@ import redis
 from pydantic import BaseModel, SecretStr
 
 from cruxcelery import ConfigurationError, CruxSettings
-from cruxcelery.actions import may_hold_secrets, secret_values
-from cruxcelery.telemetry import redaction
-from cruxcelery.telemetry.delivery import HttpExporter
-from cruxcelery.telemetry.spool import SpoolExporter, spool_client
-from cruxcelery.telemetry_setup import (
+from cruxcelery.core.actions import may_hold_secrets, secret_values
+from cruxcelery.delivery.extension import (
     build,
     configure_redaction,
     http_exporter,
@@ -24,6 +21,9 @@ from cruxcelery.telemetry_setup import (
     spool_url,
     telemetry_redis_url,
 )
+from cruxcelery.telemetry import redaction
+from cruxcelery.telemetry.http.exporter import HttpExporter
+from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client
 from tests.receiver import Receiver, sample_records
 
 REDIS_URL = "redis://127.0.0.1:6379/7"

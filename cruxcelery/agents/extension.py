@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cruxcelery.agents import ledger
-from cruxcelery.extensions import Execution, Extension, Worker
-from cruxcelery.outcomes import Outcome
+from cruxcelery.core.extensions import Execution, Extension, Worker
+from cruxcelery.core.outcomes import Outcome
 
 if TYPE_CHECKING:
-    from cruxcelery.runtime import Runtime
+    from cruxcelery.core.runtime import Runtime
 
 
 class AgentsExtension(Extension):

@@ -36,10 +36,10 @@ from typing import Any, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from cruxcelery import context
 from cruxcelery.agents import content, ledger
 from cruxcelery.agents.recording import end_span, open_span, record_content, safely
 from cruxcelery.agents.streams import AsyncStreamWrapper, StreamEnd, StreamWrapper
+from cruxcelery.core import context
 from cruxcelery.telemetry import genai
 from cruxcelery.telemetry.preview import json_safe
 from cruxcelery.telemetry.spans import CruxSpan

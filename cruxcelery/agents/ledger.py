@@ -21,7 +21,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
-from cruxcelery.context import ActiveContext
+from cruxcelery.core.context import ActiveContext
 
 MAX_OPEN = 512  # executions tracked at once (oldest settled first when exceeded)
 MAX_CALLS = 1000  # requests kept per execution

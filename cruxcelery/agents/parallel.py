@@ -31,8 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cruxcelery import context
 from cruxcelery.agents.recording import end_span, open_span, safely
+from cruxcelery.core import context
 from cruxcelery.errors import CruxError
 from cruxcelery.telemetry.spans import CruxSpan
 

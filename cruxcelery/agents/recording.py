@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from cruxcelery.context import ActiveContext
+from cruxcelery.core.context import ActiveContext
 from cruxcelery.telemetry import evidence, ids, otel
 from cruxcelery.telemetry.preview import json_safe
 from cruxcelery.telemetry.redaction import redact_text

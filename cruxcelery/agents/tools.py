@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from cruxcelery import args as action_args
-from cruxcelery import context
-from cruxcelery.actions import ActionContext, CruxHelpers, CruxTask, make_action
 from cruxcelery.agents import ledger
 from cruxcelery.agents.recording import end_span, flush_after, open_span, safely
+from cruxcelery.core import args as action_args
+from cruxcelery.core import context
+from cruxcelery.core.actions import ActionContext, CruxHelpers, CruxTask, make_action
 from cruxcelery.errors import CruxError, InvalidArgs
 from cruxcelery.telemetry import genai
 from cruxcelery.telemetry.spans import DETAIL, CruxSpan
@@ -47,7 +47,7 @@ from cruxcelery.telemetry.spans import DETAIL, CruxSpan
 if TYPE_CHECKING:
     from celery.result import AsyncResult
 
-    from cruxcelery.runtime import Runtime
+    from cruxcelery.core.runtime import Runtime
 
 __all__ = ["Tool", "ToolContext", "ToolInvocation", "make_tool", "run_tool"]
 

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from cruxcelery.devtools import fastjson
 from cruxcelery.devtools.batch import RawRecord
 from cruxcelery.devtools.ingest import IngestResult
-from cruxcelery.telemetry.breaker import CircuitBreaker
-from cruxcelery.telemetry.chunking import EncodedRecord
-from cruxcelery.telemetry.forwarder import Forwarder
-from cruxcelery.telemetry.retry import Deadline
-from cruxcelery.telemetry.spool import spool_client, standby_key
-from cruxcelery.telemetry.transport import SendReport
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
+from cruxcelery.telemetry.http.chunking import EncodedRecord
+from cruxcelery.telemetry.http.retry import Deadline
+from cruxcelery.telemetry.http.transport import SendReport
+from cruxcelery.telemetry.spool.forwarder import Forwarder
+from cruxcelery.telemetry.spool.stream import spool_client, standby_key
 
 __all__ = ["DirectIngest", "SpoolReader"]
 

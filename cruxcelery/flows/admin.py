@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from cruxcelery.errors import CruxError
 from cruxcelery.flows.errors import FlowError, VersionConflict
 from cruxcelery.flows.guard import typed
-from cruxcelery.flows.keys import validate_flow_id
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
+from cruxcelery.flows.store.keys import validate_flow_id
 
 if TYPE_CHECKING:
     from cruxcelery.crux import Crux

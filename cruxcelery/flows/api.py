@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery.errors import CruxError
-from cruxcelery.flows.keys import create_flow_id
 from cruxcelery.flows.snapshot import FlowStatus, FlowSummary
+from cruxcelery.flows.store.keys import create_flow_id
 
 if TYPE_CHECKING:
     from cruxcelery.crux import Crux

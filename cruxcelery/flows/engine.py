@@ -8,9 +8,10 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from cruxcelery import flushing
-from cruxcelery.actions import action_context
-from cruxcelery.context import ActiveContext, activate
+from cruxcelery.core import flushing
+from cruxcelery.core.actions import action_context
+from cruxcelery.core.context import ActiveContext, activate
+from cruxcelery.core.publishing import publish
 from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
     FlowCancelled,
@@ -22,11 +23,10 @@ from cruxcelery.flows.errors import (
     VersionConflict,
 )
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS, EngineInterrupted, guarded
-from cruxcelery.flows.leasing import HeldLease, renewer
+from cruxcelery.flows.lease_renewer import HeldLease, renewer
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
-from cruxcelery.publishing import publish
 from cruxcelery.telemetry import evidence, ids, otel
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cruxcelery.envelope import HEADER
-from cruxcelery.extensions import Execution, Extension, Worker
+from cruxcelery.core.envelope import HEADER
+from cruxcelery.core.extensions import Execution, Extension, Worker
+from cruxcelery.core.outcomes import Outcome
 from cruxcelery.flows.handle import FLOW_TASK_PREFIX
-from cruxcelery.outcomes import Outcome
 
 if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime

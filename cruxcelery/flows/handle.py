@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from celery import Task
 from pydantic import BaseModel
 
-from cruxcelery import args as action_args
-from cruxcelery.context import current
+from cruxcelery.core import args as action_args
+from cruxcelery.core.context import current
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows import engine
 from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import FlowTaskFailed
 from cruxcelery.flows.guard import typed
-from cruxcelery.flows.keys import create_flow_id, validate_flow_id, validate_idempotency_key, validate_signal_name
 from cruxcelery.flows.results import FlowResult, result_of
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
+from cruxcelery.flows.store.keys import create_flow_id, validate_flow_id, validate_idempotency_key, validate_signal_name
 from cruxcelery.telemetry import otel
 
 if TYPE_CHECKING:
-    from cruxcelery.actions import ActionContext
+    from cruxcelery.core.actions import ActionContext
     from cruxcelery.flows.manager import FlowRuntime
     from cruxcelery.flows.scope import FlowScope
 

@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING, Any
 import redis
 from pydantic import BaseModel, ValidationError
 
+from cruxcelery.core.outcomes import Outcome
+from cruxcelery.core.publishing import quiet
 from cruxcelery.errors import ConfigurationError, InvalidArgs
 from cruxcelery.flows.codec import dumps, lossless
 from cruxcelery.flows.errors import FlowError, FlowNotFound, FlowNotWaiting, SignalRejected
 from cruxcelery.flows.guard import typed
 from cruxcelery.flows.handle import FLOW_TASK_PREFIX, FlowHandle
-from cruxcelery.flows.keys import FlowKeys, validate_flow_id, validate_flow_name, validate_signal_name
 from cruxcelery.flows.snapshot import TERMINAL_STATUSES, FlowSnapshot, FlowStatus, FlowSummary
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
+from cruxcelery.flows.store.keys import FlowKeys, validate_flow_id, validate_flow_name, validate_signal_name
 from cruxcelery.flows.sweeper import Sweeper
-from cruxcelery.flows.timing import WAKE_TASK, Timers
-from cruxcelery.outcomes import Outcome
-from cruxcelery.publishing import quiet
+from cruxcelery.flows.timers import WAKE_TASK, Timers
 from cruxcelery.telemetry import evidence, otel
 
 if TYPE_CHECKING:
-    from cruxcelery.runtime import Runtime
+    from cruxcelery.core.runtime import Runtime
 
 log = logging.getLogger("cruxcelery.flows")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from cruxcelery.context import ActiveContext
+from cruxcelery.core.context import ActiveContext
 from cruxcelery.flows.errors import FlowCancelled, LeaseLost, VersionConflict
 from cruxcelery.flows.snapshot import FlowSnapshot
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
 from cruxcelery.telemetry.spans import CruxSpan, Segment
 
 if TYPE_CHECKING:
-    from cruxcelery.flows.timing import Timers
+    from cruxcelery.flows.timers import Timers
 
 
 @dataclass

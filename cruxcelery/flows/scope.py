@@ -14,8 +14,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from cruxcelery import scheduling
-from cruxcelery.context import activate
+from cruxcelery.core import scheduling
+from cruxcelery.core.context import activate
+from cruxcelery.core.publishing import publish, send_now
 from cruxcelery.flows import durations
 from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
@@ -31,11 +32,10 @@ from cruxcelery.flows.errors import (
     StepFailed,
 )
 from cruxcelery.flows.guard import interruptible
-from cruxcelery.flows.keys import child_key, step_id_for
 from cruxcelery.flows.results import Retry
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.snapshot import StepRecord, Waiting
-from cruxcelery.publishing import publish, send_now
+from cruxcelery.flows.store.keys import child_key, step_id_for
 from cruxcelery.telemetry import ids
 from cruxcelery.telemetry.preview import json_safe
 

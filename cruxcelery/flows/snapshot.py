@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from cruxcelery.flows.clock import now_ms
-from cruxcelery.flows.keys import child_key, validate_flow_id, validate_flow_name, validate_idempotency_key
 from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES, FlowStatus
+from cruxcelery.flows.store.keys import child_key, validate_flow_id, validate_flow_name, validate_idempotency_key
 from cruxcelery.telemetry.records import ErrorSummary
 
 __all__ = [

@@ -28,10 +28,10 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from cruxcelery.core.publishing import outgoing
 from cruxcelery.flows import clock
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
 from cruxcelery.flows.status import TERMINAL_STATUSES
-from cruxcelery.publishing import outgoing
 
 if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime

@@ -1,136 +1,164 @@
-"""Timers: the source of truth for timeouts, condition re-checks and delayed wake-ups.
+"""Timers: ONE mechanism for every delay. A Redis sorted set is the source of truth; countdown
+tasks are only wake-ups, for latency.
 
-One sorted set (``FlowKeys.timers()``), score = due epoch ms, member = canonical JSON
-``{"flow_id", "kind", "name", "version"}``. A timer fires at most once in effect: whoever removes
-its member (``claim_timer``: ZREM == 1) owns it, however many wake-ups deliver it. Each flow's
-members are also kept in ``FlowKeys.flow_timers(id)`` so ``remove_timers_for`` needs no scan.
+Kinds: ``timeout`` (a suspend's deadline) and ``recheck`` (a ``wait_until(every=)`` re-check) are
+armed for one snapshot version of a flow and dropped when the flow's version moved on (stale);
+``lease`` resumes a flow whose execution may have died; ``publish`` is a deferred task publish
+(``run_after`` delays longer than one hop).
+
+Firing is at least once in effect exactly once: a sweeper claims a due timer by pushing its score
+``CLAIM_MS`` into the future (atomic, so concurrent sweepers never both take it), fires it, and
+only then removes it; a sweeper that dies in between leaves the timer to fire again later. A
+resume fired twice is harmless (the flow's lease and version checks absorb it); a deferred publish
+fired twice republishes the same task id.
+
+Each wake-up's countdown is shorter than the broker's visibility timeout (the Redis transport
+redelivers unacked ETA messages after it: celery #2599, kombu #337). The sweeper thread of every
+worker (``sweeper.py``) sweeps every ``CRUX_SWEEP_INTERVAL_S``, so a lost wake-up only delays a
+timer by that much.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from cruxcelery.core import scheduling
+from cruxcelery.core.publishing import outgoing, quiet
+from cruxcelery.flows.snapshot import FlowSnapshot
+from cruxcelery.flows.store.timers import Timer
 
-from cruxcelery.flows import clock
-from cruxcelery.flows.base import DAY_S, StoreBase
-from cruxcelery.flows.codec import dumps, loads, reply_list, scored, text
-from cruxcelery.flows.snapshot import FlowIdField
+if TYPE_CHECKING:
+    from cruxcelery.flows.manager import FlowRuntime
 
-logger = logging.getLogger(__name__)
-
-_FLOW_SET_MARGIN_MS = int(7 * DAY_S * 1000)
-
-
-class Timer(BaseModel):
-    """A timer armed for one snapshot ``version`` of a flow. ``kind`` says what to do when due
-    (e.g. ``timeout``, ``recheck``, ``wake``); ``name`` is the wait it belongs to (may be empty).
-    A timer whose version is no longer the flow's is stale: the engine drops it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    flow_id: FlowIdField
-    version: int = Field(ge=0)
-    kind: str = Field(pattern=r"^[a-z_]{1,32}$")
-    name: str = Field(default="", max_length=256)
-    due_ms: int = Field(ge=0)
-
-    def member(self) -> str:
-        """The sorted-set member: canonical JSON without ``due_ms`` (that is the score)."""
-        fields = {"flow_id": self.flow_id, "kind": self.kind, "name": self.name, "version": self.version}
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_member(cls, member: str, due_ms: int) -> Timer:
-        return cls.model_validate({**json.loads(member), "due_ms": due_ms})
+WAKE_TASK = "crux.flows.wake"
+LOST_AFTER_MS = 2_000
+log = logging.getLogger("cruxcelery.flows")
 
 
-CLAIM_MS = 30_000
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-class TimerOps(StoreBase):
-    def add_timer(self, timer: Timer) -> None:
-        """Arm ``timer`` at ``timer.due_ms``. Adding the same timer again moves its due time.
-        The flow's timer set is written first, so the set always covers the sorted set."""
-        ttl = max(timer.due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
-        member = timer.member()
-        flow_set = self._keys.flow_timers(timer.flow_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(flow_set, member)
-        pipe.pexpire(flow_set, ttl, gt=True)
-        pipe.pexpire(flow_set, ttl, nx=True)
-        pipe.zadd(self._keys.timers(), {member: timer.due_ms})
-        pipe.execute()
+class Timers:
+    def __init__(self, flows: FlowRuntime) -> None:
+        self._flows = flows
 
-    def due_timers(self, now_ms: int, limit: int = 100) -> list[Timer]:
-        """Timers due at ``now_ms``, earliest first (not claimed: call ``claim_timer`` on each).
-        Unreadable members are removed and logged."""
-        rows = scored(
-            self._redis.zrangebyscore(
-                self._keys.timers(), "-inf", now_ms, start=0, num=limit, withscores=True
-            )
-        )
-        timers: list[Timer] = []
-        for member, score in rows:
-            try:
-                timers.append(Timer.from_member(member, int(score)))
-            except (ValueError, TypeError, ValidationError):
-                logger.warning("removing unreadable flow timer %r", member[:200])
-                self._redis.zrem(self._keys.timers(), member)
-        return timers
+    def hop_s(self) -> float:
+        return scheduling.hop_s(self._flows.crux)
 
-    def claim_timer(self, timer: Timer, now_ms: int) -> bool:
-        """Claim a due timer for ``CLAIM_MS``: True for exactly one caller, however many race for
-        it. Call ``drop_timer`` once it fired; unclaimed, it fires again after ``CLAIM_MS``."""
-        claimed = self._scripts.claim_timer(keys=[self._keys.timers()], args=[timer.member(), now_ms, CLAIM_MS])
-        return int(text(claimed)) == 1
+    def arm(self, flow_id: str, kind: str, name: str, due_ms: int, version: int = 0) -> None:
+        self._flows.store.add_timer(Timer(flow_id=flow_id, version=version, kind=kind, name=name,
+                                          due_ms=due_ms))
+        self.schedule_wakeup(due_ms)
 
-    def drop_timer(self, timer: Timer) -> None:
-        member = timer.member()
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zrem(self._keys.timers(), member)
-        pipe.srem(self._keys.flow_timers(timer.flow_id), member)
-        pipe.execute()
+    def arm_for(self, snap: FlowSnapshot) -> None:
+        """The timers a suspended snapshot needs, replacing any the flow had: its timeout and
+        one periodic re-check, both armed for this snapshot version."""
+        self._flows.store.remove_timers_for(snap.flow_id)
+        waiting = snap.waiting
+        if waiting is None:
+            return
+        name = f"{waiting.name}#{waiting.occurrence}"
+        if waiting.timeout_at is not None:
+            self.arm(snap.flow_id, "timeout", name, waiting.timeout_at, snap.version)
+        if waiting.every_s is not None:
+            due = _now_ms() + int(waiting.every_s * 1000)
+            if waiting.timeout_at is None or due < waiting.timeout_at:
+                self.arm(snap.flow_id, "recheck", name, due, snap.version)
 
-    def put_deferred(self, deferred_id: str, payload: dict[str, Any], due_ms: int) -> None:
-        """Keep a deferred publish's message until it is published (at most a week past due)."""
-        ttl = max(due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
-        self._redis.set(self._keys.deferred(deferred_id), dumps(payload), px=ttl)
+    def schedule_wakeup(self, due_ms: int, *, force: bool = False) -> None:
+        """Publish a wake-up for ``due_ms`` unless one at or before it is already in flight. A
+        wake-up more than ``LOST_AFTER_MS`` overdue counts as lost."""
+        redis = self._flows.store.redis
+        key = self._flows.store.keys.timers_armed()
+        now = _now_ms()
+        fire_at = max(now, min(due_ms, now + int(self.hop_s() * 1000)))
+        armed = redis.get(key)
+        if not force and armed is not None and now - LOST_AFTER_MS <= int(armed) <= fire_at + 50:
+            return
+        redis.set(key, fire_at, px=fire_at - now + LOST_AFTER_MS)
+        with quiet():
+            self._flows.crux.app.send_task(WAKE_TASK, kwargs={"armed": fire_at},
+                                           countdown=(fire_at - now) / 1000.0)
 
-    def get_deferred(self, deferred_id: str) -> dict[str, Any] | None:
-        raw = self._redis.get(self._keys.deferred(deferred_id))
-        if raw is None:
-            return None
-        value = loads(raw)
-        return value if isinstance(value, dict) else None
+    def wake(self, armed: int | None) -> int:
+        """The wake-up task: forget this wake-up, sweep, arm the next."""
+        redis = self._flows.store.redis
+        key = self._flows.store.keys.timers_armed()
+        current = redis.get(key)
+        if armed is not None and current is not None and int(current) == armed:
+            redis.delete(key)
+        return self.sweep()
 
-    def delete_deferred(self, deferred_id: str) -> None:
-        self._redis.delete(self._keys.deferred(deferred_id))
+    def sweep(self, *, force_next: bool = False) -> int:
+        """Fire every due timer this process can claim; arm a wake-up for the next one."""
+        store = self._flows.store
+        fired = 0
+        for timer in store.due_timers(_now_ms(), limit=200):
+            if store.claim_timer(timer, _now_ms()):
+                if self._fire(timer):
+                    fired += 1
+                store.drop_timer(timer)
+        upcoming = store.next_due_ms()
+        if upcoming is not None:
+            self.schedule_wakeup(upcoming, force=force_next)
+        return fired
 
-    def next_due_ms(self) -> int | None:
-        """Due time of the earliest timer, or ``None`` when there is none."""
-        rows = scored(self._redis.zrange(self._keys.timers(), 0, 0, withscores=True))
-        return int(rows[0][1]) if rows else None
+    # -- deferred publishes: run_after delays longer than one hop ----------------------------------
+    def publish_later(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any],
+                      envelope: str | None, due_ms: int, task_id: str) -> None:
+        """Publish task ``name`` (as ``task_id``, with ``envelope``) at ``due_ms``: a ``publish``
+        timer whose payload waits in Redis until it fires."""
+        current = self._flows.crux.app.current_worker_task
+        if current is not None and current.request.id:  # Flower links the hop to its publisher
+            options = {"root_id": current.request.root_id or current.request.id,
+                       "parent_id": current.request.id, **options}
+        payload = {"name": name, "args": list(args), "kwargs": kwargs, "options": options,
+                   "envelope": envelope, "task_id": task_id}
+        self._flows.store.put_deferred(task_id, payload, due_ms)
+        self.arm(task_id, "publish", name, due_ms)
 
-    def remove_timers_for(self, flow_id: str, version: int | None = None) -> int:
-        """Remove the flow's timers armed for ``version`` (all of them when ``None``); returns how
-        many were still armed."""
-        flow_set = self._keys.flow_timers(flow_id)
-        members = [text(m) for m in self._redis.smembers(flow_set)]
-        doomed: list[str] = []
-        for member in members:
-            try:
-                timer = Timer.from_member(member, 0)
-            except (ValueError, TypeError, ValidationError):
-                doomed.append(member)
-                continue
-            if version is None or timer.version == version:
-                doomed.append(member)
-        if not doomed:
-            return 0
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.zrem(self._keys.timers(), *doomed)
-        pipe.srem(flow_set, *doomed)
-        return int(text(reply_list(pipe.execute())[0]))
+    def _fire(self, timer: Timer) -> bool:
+        if timer.kind == "publish":
+            return self._publish(timer.flow_id)
+        if timer.kind in ("timeout", "recheck"):
+            snap = self._flows.store.load(timer.flow_id)
+            if snap is None or snap.is_terminal or snap.version != timer.version:
+                return False  # stale: the flow moved on
+        self._flows.resume(timer.flow_id, "timer")
+        return True
+
+    def _publish(self, deferred_id: str) -> bool:
+        store, crux = self._flows.store, self._flows.crux
+        payload = store.get_deferred(deferred_id)
+        if payload is None:
+            return False  # published already
+        envelope = crux.codec.decode(payload["envelope"]) if payload.get("envelope") else None
+        options = _flower_options(crux.app, payload)
+        with outgoing(envelope):
+            crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
+                               task_id=payload["task_id"], **options)
+        store.delete_deferred(deferred_id)  # done only once the publish succeeded
+        return True
+
+
+def _flower_options(app: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """A deferred message's options with the name and redacted reprs Flower shows (its args are
+    the real values, secrets included)."""
+    from cruxcelery.core import args as action_args
+    from cruxcelery.core.actions import CruxTask, flower_options
+
+    options = dict(payload.get("options") or {})
+    args, kwargs = tuple(payload.get("args") or ()), dict(payload.get("kwargs") or {})
+    target = app.tasks.get(payload["name"])
+    try:
+        if isinstance(target, CruxTask):
+            options.setdefault("shadow", target.shadow_name(args, kwargs, options))
+            value: Any = action_args.coerce(target.crux_args_model, args, kwargs, target.name)
+        else:
+            value = kwargs if kwargs or not args else args
+    except Exception:  # the worker reports invalid args; Flower shows nothing of them
+        return {"argsrepr": "(…)", "kwargsrepr": "{…}", **options}
+    return flower_options(value, options)

@@ -1,2 +1,2 @@
-"""Web framework integrations: ``cruxcelery.integrations.flask`` (``CruxCelery``) and the Django
-app ``cruxcelery.integrations.django``. Importing this package imports no web framework."""
+"""Web framework integrations: ``cruxcelery.integrations.web.flask`` (``CruxCelery``) and the Django
+app ``cruxcelery.integrations.web.django``. Importing this package imports no web framework."""

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cruxcelery.telemetry.chunking import EncodedRecord
+from cruxcelery.telemetry.http.chunking import EncodedRecord
 
 __all__ = ["DeliveryCounts", "SendQueue"]
 

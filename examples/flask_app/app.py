@@ -22,8 +22,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 
 from cruxcelery import FlowNotFound, FlowNotWaiting, FlowSnapshot, InvalidFlowId, SignalRejected
-from cruxcelery.integrations.common import validation_errors
 from cruxcelery.integrations.flask import CruxCelery, describe_flow, signal_errors
+from cruxcelery.integrations.web.common import validation_errors
 
 from .flows import Writer, WriterArgs, define_writer
 

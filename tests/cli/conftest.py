@@ -1,4 +1,4 @@
-"""The CLI tests: ``cruxcelery.cli.main`` in-process against ``tests.cli.cli_app`` (Redis database 4,
+"""The CLI tests: ``cruxcelery.cli.main.main`` in-process against ``tests.cli.cli_app`` (Redis database 4,
 flushed before and after each test), and an in-thread worker for flows that must run."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Result:
 @pytest.fixture()
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """``cli("flows", "list")`` runs ``cruxcelery flows list --app tests.cli.cli_app`` in-process."""
-    from cruxcelery.cli import main
+    from cruxcelery.cli.main import main
 
     def call(*args: str, app: str | None = APP) -> Result:
         capsys.readouterr()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cruxcelery.cli_workers import check_workers
+from cruxcelery.cli.workers import check_workers
 from tests.cli import cli_app
 
 

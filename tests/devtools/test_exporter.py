@@ -7,9 +7,9 @@ import time
 import httpx
 
 from cruxcelery.devtools.server import DevtoolsServer
-from cruxcelery.telemetry.delivery import HttpExporter
+from cruxcelery.telemetry.http.exporter import HttpExporter
+from cruxcelery.telemetry.http.transport import HttpTransport
 from cruxcelery.telemetry.records import validate_record
-from cruxcelery.telemetry.transport import HttpTransport
 from tests.devtools.helpers import RunBuilder, stored_records
 
 

@@ -15,9 +15,9 @@ import redis
 
 from cruxcelery.devtools.app import DevtoolsConfig
 from cruxcelery.devtools.server import DevtoolsServer
-from cruxcelery.telemetry.forwarder import Forwarder
-from cruxcelery.telemetry.spool import SpoolExporter, spool_client, standby_key
-from cruxcelery.telemetry.transport import HttpTransport
+from cruxcelery.telemetry.http.transport import HttpTransport
+from cruxcelery.telemetry.spool.forwarder import Forwarder
+from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client, standby_key
 from tests.devtools.helpers import stored_records, wait_for
 from tests.receiver import Receiver, sample_records
 from tests.workers import subprocess_worker

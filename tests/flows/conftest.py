@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis
 
-from cruxcelery.flows.keys import FlowKeys
 from cruxcelery.flows.snapshot import FlowSnapshot
 from cruxcelery.flows.status import FlowStatus
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
+from cruxcelery.flows.store.keys import FlowKeys
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cruxcelery.flows.errors import FlowError
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
 from tests.concurrency import race
 
 

@@ -14,10 +14,10 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from cruxcelery.flows.keys import FlowKeys
 from cruxcelery.flows.snapshot import FlowSnapshot, Waiting
-from cruxcelery.flows.store import RedisFlowStore
-from cruxcelery.flows.timers import Timer
+from cruxcelery.flows.store.flow_store import RedisFlowStore
+from cruxcelery.flows.store.keys import FlowKeys
+from cruxcelery.flows.store.timers import Timer
 from tests.redis_server import spare_port
 
 

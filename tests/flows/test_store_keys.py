@@ -10,10 +10,10 @@ import redis
 
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows.errors import InvalidFlowId
-from cruxcelery.flows.keys import FlowKeys, create_flow_id
 from cruxcelery.flows.snapshot import FlowSnapshot
-from cruxcelery.flows.store import RedisFlowStore
-from cruxcelery.flows.timers import Timer
+from cruxcelery.flows.store.flow_store import RedisFlowStore
+from cruxcelery.flows.store.keys import FlowKeys, create_flow_id
+from cruxcelery.flows.store.timers import Timer
 
 FLOWS_DIR = Path(__file__).resolve().parents[2] / "cruxcelery" / "flows"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
 from tests.concurrency import race
 
 

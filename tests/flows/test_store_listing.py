@@ -8,7 +8,7 @@ import pytest
 from cruxcelery.flows.errors import InvalidCursor
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.flows.status import FlowStatus
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
 
 Snap = Callable[..., FlowSnapshot]
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from cruxcelery.flows.errors import SignalRejected
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
 from tests.concurrency import race
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cruxcelery.flows.errors import FlowError, FlowNotFound, InvalidFlowId, VersionConflict
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot, StepRecord, Waiting
-from cruxcelery.flows.store import RedisFlowStore
+from cruxcelery.flows.store.flow_store import RedisFlowStore
 from tests.concurrency import race
 
 Snap = Callable[..., FlowSnapshot]

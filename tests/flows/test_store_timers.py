@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from cruxcelery.flows.store import RedisFlowStore
-from cruxcelery.flows.timers import Timer
+from cruxcelery.flows.store.flow_store import RedisFlowStore
+from cruxcelery.flows.store.timers import Timer
 from tests.concurrency import race
 
 

@@ -162,7 +162,7 @@ def test_start_suspend_reject_a_bad_payload_approve_complete(django_project: Any
 
 def test_settings_errors_say_what_to_fix(django_project: Any) -> None:
     from cruxcelery import ConfigurationError
-    from cruxcelery.integrations.common import settings_from
+    from cruxcelery.integrations.web.common import settings_from
 
     with pytest.raises(ConfigurationError, match="CRUX_KEY_PREFX"):
         settings_from({"CRUX_KEY_PREFX": "typo"}, where="settings.CRUXCELERY")

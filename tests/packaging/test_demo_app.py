@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = ("import sys; from cruxcelery.demo import default_app; app = default_app(); "
+CODE = ("import sys; from cruxcelery.cli.demo import default_app; app = default_app(); "
         "print(app, 'tasks' in sys.modules, 'cruxcelery.examples' in sys.modules)")
 
 

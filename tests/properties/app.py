@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from cruxcelery import ActionContext, Crux, CruxSettings, FlowScope
-from cruxcelery.context import current
+from cruxcelery.core.context import current
 from cruxcelery.testing import MemorySink
 from tests.celery_apps import json_app
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from cruxcelery.errors import CruxError
-from cruxcelery.flows.keys import ID_PATTERN, NAME_PATTERN
+from cruxcelery.flows.store.keys import ID_PATTERN, NAME_PATTERN
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from cruxcelery.envelope import HEADER, Envelope, EnvelopeCodec
+from cruxcelery.core.envelope import HEADER, Envelope, EnvelopeCodec
 from cruxcelery.telemetry import ids
 from tests.properties import app as props
 from tests.properties.helpers import PROPERTY, hostile_text, hostile_values, json_values, mostly, realise

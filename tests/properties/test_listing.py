@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from cruxcelery import cancel_flow, list_flows, purge_flows
 from cruxcelery.errors import InvalidArgs
 from cruxcelery.flows.errors import InvalidCursor, InvalidFlowId
-from cruxcelery.flows.listing import MAX_LIMIT
 from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES
+from cruxcelery.flows.store.listing import MAX_LIMIT
 from tests.properties import app as props
 from tests.properties.helpers import (
     NAME_RE,

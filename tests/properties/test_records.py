@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cruxcelery.devtools.validation import check_record
 from cruxcelery.telemetry import ids
-from cruxcelery.telemetry.chunking import encode_record
+from cruxcelery.telemetry.http.chunking import encode_record
 from cruxcelery.telemetry.preview import MAX_DEPTH, MAX_ITEMS
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.records import validate_record

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from cruxcelery.telemetry.spool import spool_client
-from cruxcelery.telemetry.spoolgroup import cursor_key
+from cruxcelery.telemetry.spool.group import cursor_key
+from cruxcelery.telemetry.spool.stream import spool_client
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 

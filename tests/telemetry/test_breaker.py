@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from cruxcelery.telemetry.breaker import CircuitBreaker
-from cruxcelery.telemetry.chunking import encode_record
-from cruxcelery.telemetry.delivery import HttpExporter
-from cruxcelery.telemetry.retry import Deadline
-from cruxcelery.telemetry.transport import HttpTransport
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
+from cruxcelery.telemetry.http.chunking import encode_record
+from cruxcelery.telemetry.http.exporter import HttpExporter
+from cruxcelery.telemetry.http.retry import Deadline
+from cruxcelery.telemetry.http.transport import HttpTransport
 from tests.receiver import Receiver, free_port, sample_records
 from tests.telemetry.spoolkit import eventually
 

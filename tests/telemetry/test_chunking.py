@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cruxcelery.telemetry.chunking import (
+from cruxcelery.telemetry.http.chunking import (
     MAX_BODY_BYTES,
     build_body,
     chunk_encoded,

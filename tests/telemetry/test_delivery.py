@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from cruxcelery.telemetry.chunking import MAX_BODY_BYTES
-from cruxcelery.telemetry.delivery import HttpExporter
 from cruxcelery.telemetry.exporter import RecordExporter
-from cruxcelery.telemetry.retry import RetryPolicy
-from cruxcelery.telemetry.transport import HttpTransport, SendReport
+from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
+from cruxcelery.telemetry.http.exporter import HttpExporter
+from cruxcelery.telemetry.http.retry import RetryPolicy
+from cruxcelery.telemetry.http.transport import HttpTransport, SendReport
 from tests.receiver import Receiver, free_port, sample_record, sample_records
 
 OVERRUN_S = 0.3  # a deadline may be overrun by scheduling on a loaded 2-core machine, no more

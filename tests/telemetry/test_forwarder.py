@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import redis
 
-from cruxcelery.telemetry.breaker import CircuitBreaker
-from cruxcelery.telemetry.chunking import MAX_BODY_BYTES
-from cruxcelery.telemetry.forwarder import Forwarder
-from cruxcelery.telemetry.retry import RetryPolicy
-from cruxcelery.telemetry.spool import SpoolExporter, spool_client
-from cruxcelery.telemetry.spoolgroup import DEFAULT_GROUP, ensure_group, read_new, spool_stats
-from cruxcelery.telemetry.transport import HttpTransport
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
+from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
+from cruxcelery.telemetry.http.retry import RetryPolicy
+from cruxcelery.telemetry.http.transport import HttpTransport
+from cruxcelery.telemetry.spool.forwarder import Forwarder
+from cruxcelery.telemetry.spool.group import DEFAULT_GROUP, ensure_group, read_new, spool_stats
+from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client
 from tests.receiver import Receiver, free_port, sample_record, sample_records
 from tests.telemetry.spoolkit import REDIS_URL, eventually, redis_or_skip, stream_key
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from cruxcelery.telemetry.chunking import MAX_BODY_BYTES
-from cruxcelery.telemetry.retry import RetryPolicy
-from cruxcelery.telemetry.transport import INGEST_PATH, HttpTransport
+from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
+from cruxcelery.telemetry.http.retry import RetryPolicy
+from cruxcelery.telemetry.http.transport import INGEST_PATH, HttpTransport
 from tests.receiver import Receiver, sample_record, sample_records
 
 OVERRUN_S = 0.3  # a deadline may be overrun by scheduling on a loaded 2-core machine, no more

@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from cruxcelery.telemetry.retry import (
+from cruxcelery.telemetry.http.retry import (
     RETRYABLE_STATUSES,
     Backoff,
     Deadline,

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from cruxcelery.telemetry.breaker import CircuitBreaker
-from cruxcelery.telemetry.chunking import MAX_BODY_BYTES
 from cruxcelery.telemetry.exporter import RecordExporter
-from cruxcelery.telemetry.spool import ENTRY_MAX_RECORDS, SpoolExporter, decode_entry, spool_client
-from cruxcelery.telemetry.spoolgroup import DEFAULT_GROUP, ensure_group, read_new, spool_stats
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
+from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
+from cruxcelery.telemetry.spool.group import DEFAULT_GROUP, ensure_group, read_new, spool_stats
+from cruxcelery.telemetry.spool.stream import ENTRY_MAX_RECORDS, SpoolExporter, decode_entry, spool_client
 from tests.receiver import free_port, sample_record, sample_records
 from tests.telemetry.spoolkit import RedisProxy, eventually, redis_or_skip, stream_key
 

@@ -1,18 +1,9 @@
-"""The app config of ``cruxcelery.integrations.django``: builds the ``Crux`` and autodiscovers
-``flows`` modules when Django is ready."""
+"""The app config under the documented path ``cruxcelery.integrations.django``."""
 
 from __future__ import annotations
 
-from django.apps import AppConfig  # type: ignore[import-untyped]
+from cruxcelery.integrations.web.django import apps
 
 
-class CruxCeleryConfig(AppConfig):  # type: ignore[misc]
+class CruxCeleryConfig(apps.CruxCeleryConfig):
     name = "cruxcelery.integrations.django"
-    label = "cruxcelery"
-    verbose_name = "cruxcelery"
-
-    def ready(self) -> None:
-        from cruxcelery.integrations.django import autodiscover_flows, setup
-
-        setup()
-        autodiscover_flows()

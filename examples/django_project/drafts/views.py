@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from pydantic import ValidationError
 
 from cruxcelery import FlowNotFound, FlowNotWaiting, FlowSnapshot, InvalidFlowId, SignalRejected
-from cruxcelery.integrations.common import validation_errors
 from cruxcelery.integrations.django import describe_flow, signal_errors
+from cruxcelery.integrations.web.common import validation_errors
 
 from .flows import WriterArgs, writer
 

@@ -23,7 +23,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_llm_integrations_import_without_the_client_libraries() -> None:
     out = _run("import cruxcelery, cruxcelery.integrations.openai, cruxcelery.integrations.anthropic, "
-               "cruxcelery.integrations.litellm, cruxcelery.integrations.llm\n"
+               "cruxcelery.integrations.litellm, cruxcelery.integrations.llm.common\n"
                "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'anthropic', 'litellm')))")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -1,0 +1,312 @@
+"""``crux.action``: Celery tasks that act as Crux actions, and the ``ctx.crux`` helpers."""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from celery import Task
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+from cruxcelery.core import args as action_args
+from cruxcelery.core import context, execution, flushing
+from cruxcelery.core.publishing import publish
+from cruxcelery.core.scheduling import Scheduler
+from cruxcelery.errors import InvalidArgs, NotInAction
+from cruxcelery.telemetry import redaction
+
+if TYPE_CHECKING:
+    from celery.result import AsyncResult
+
+    from cruxcelery.agents.generation import Generation, GenerationStream
+    from cruxcelery.agents.tools import Tool
+    from cruxcelery.core.runtime import Runtime
+
+DEFAULT_ROOT_PRIMITIVE = "runtime.celery.task"
+log = logging.getLogger("cruxcelery")
+
+
+class CruxHelpers:
+    """``ctx.crux``: child actions, in-process queries and mutations, and scheduling."""
+
+    scheduler = Scheduler()
+
+    def run_action(
+        self, label: str, task: Task[Any, Any] | str, args: Any = None, *, timeout_s: float | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        """Publish ``task`` as a child across a recorded boundary; returns its ``AsyncResult``.
+        ``timeout_s`` records a deadline (and the boundary's lease). Inside a flow step the child
+        is durable: the flow waits for it without holding a worker."""
+        ctx = _require("run_action")
+        if ctx.step_hook is not None:
+            return ctx.step_hook(label, task, args, options)  # type: ignore[no-any-return]
+        return publish(ctx, label, task, args, options, kind="task", timeout_s=timeout_s)
+
+    def run_query(self, label: str, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None,
+                  **kwargs: Any) -> Any:
+        """Call ``fn`` in-process, recorded as a child span (never a standalone run). ``timeout_s``
+        records the span's deadline, so devtools can mark it incomplete if it never ends."""
+        return _in_process(label, "query", fn, args, kwargs, timeout_s)
+
+    def run_mutation(self, label: str, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None,
+                     **kwargs: Any) -> Any:
+        """Like ``run_query``, recorded as a mutation."""
+        return _in_process(label, "mutation", fn, args, kwargs, timeout_s)
+
+    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
+        """Record a ``span:event`` on the current span; any values become JSON-safe previews."""
+        ctx = _require("event")
+        ctx.segment.span_event(ctx.parent.span_id, name, attributes)
+
+    def artifact(self, kind: str, value: Any, *, text: bool = False) -> None:
+        """Attach an artifact (a JSON-safe preview of ``value``, or text) to the current span."""
+        ctx = _require("artifact")
+        ctx.segment.artifact(ctx.parent.span_id, kind, value, text=text)
+
+    # agent work (cruxcelery.agents): generations, tools, parallel branches
+    def generation(self, model: str, provider: str, operation: str = "chat", messages: Any = None,
+                   timeout_s: float | None = None, attributes: dict[str, Any] | None = None, *,
+                   name: str | None = None) -> Generation:
+        """``with ctx.crux.generation(...) as gen``: a ``generation.call`` span (see ``cruxcelery.agents``)."""
+        from cruxcelery.agents import generation as gen
+        return gen.generation(model, provider, operation, messages, timeout_s, attributes, name=name)
+
+    def generation_stream(self, model: str, provider: str, operation: str = "chat", messages: Any = None,
+                          timeout_s: float | None = None, attributes: dict[str, Any] | None = None, *,
+                          name: str | None = None) -> GenerationStream:
+        """A ``generation.stream`` span closed from the real end of ``stream.wrap(...)``."""
+        from cruxcelery.agents import generation as gen
+        return gen.generation_stream(model, provider, operation, messages, timeout_s, attributes, name=name)
+
+    def run_tool(self, tool: Tool[Any], args: Any = None, *, call_id: str | None = None, label: str | None = None,
+                 timeout_s: float | None = None, **options: Any) -> Any:
+        """Run a ``@crux.tool``: in-process (returns its result) or, for ``as_task=True``, as a
+        child task across a boundary (returns its ``AsyncResult``; inside a flow step, durable)."""
+        from cruxcelery.agents import tools
+        return tools.run_tool(self, tool, args, call_id=call_id, label=label, timeout_s=timeout_s, **options)
+
+    def parallel(self, label: str, branches: dict[str, Callable[[], Any]], *, max_workers: int | None = None,
+                 return_exceptions: bool = False) -> dict[str, Any]:
+        """Run ``branches`` in threads that keep this action's context (not durable by itself
+        inside a flow: wrap it in ``scope.step``)."""
+        from cruxcelery.agents import parallel
+        return parallel.parallel(label, branches, max_workers=max_workers, return_exceptions=return_exceptions)
+
+
+def _require(what: str) -> context.ActiveContext:
+    ctx = context.current()
+    if ctx is None:
+        raise NotInAction(f"ctx.crux.{what} needs an active Crux action")
+    return ctx
+
+
+def _in_process(label: str, kind: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any], timeout_s: float | None) -> Any:
+    _require(f"run_{kind}")
+    deadline = time.time() + timeout_s if timeout_s is not None else None
+    with context.child_span(label, "custom.operation", {"operation": kind}, deadline_at=deadline):
+        return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """The first argument of every action: ``ctx.crux`` helpers, the task and its request."""
+
+    crux: CruxHelpers
+    task: Task[Any, Any]
+    request: Any
+
+    @property
+    def run_id(self) -> str | None:
+        active = context.current()
+        return active.run.run_id if active else None
+
+    @property
+    def flow_id(self) -> str | None:
+        active = context.current()
+        return active.flow_id if active else None
+
+
+_HELPERS = CruxHelpers()
+
+
+def action_context(task: Task[Any, Any], request: Any) -> ActionContext:
+    """The ``ctx`` a handler receives (flows build one for each execution)."""
+    return ActionContext(_HELPERS, task, request)
+
+
+class CruxTask(Task[Any, Any]):
+    """A Celery task that restores Crux context, opens its run or span, validates its args at the
+    caller and in the worker, and flushes telemetry in ``finally``."""
+
+    crux_runtime: Runtime
+    crux_fn: Callable[[ActionContext, Any], Any]
+    crux_args_model: type[BaseModel] | None = None
+    crux_observability_name: str = ""
+    crux_root_primitive: str = DEFAULT_ROOT_PRIMITIVE
+    crux_attributes: dict[str, Any] = {}
+
+    # Celery's options pass through untouched; only the argument shape is narrowed.
+    def apply_async(  # type: ignore[override]
+        self, args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None, **options: Any,
+    ) -> AsyncResult[Any]:
+        """Validate before publishing: invalid args raise ``InvalidArgs`` and nothing is sent (nor
+        when the app was switched to pickle after ``Crux(app)``: ``ConfigurationError``)."""
+        self.crux_runtime.check_json_only()
+        value = action_args.coerce(self.crux_args_model, tuple(args or ()), dict(kwargs or {}), self.name)
+        positional, keywords = action_args.to_message(value)
+        return super().apply_async(positional, keywords, task_id, **flower_options(value, options))
+
+    def shadow_name(self, args: Any, kwargs: Any, options: Any) -> str | None:  # type: ignore[override]
+        """The name Flower, the logs and task events show: the action's ``observability_name``."""
+        name = self.crux_observability_name
+        return name if name and name != self.name else None
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], scope: ExitStack | None = None) -> Any:
+        value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
+        if scope is not None and may_hold_secrets(self.crux_args_model):
+            _safely(_redact_secrets_of, value, scope)  # from every record of this execution, to its flush
+        return action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, self.request), value))
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        runtime = self.crux_runtime
+        request = self.request
+        hard_limit = (getattr(request, "timelimit", None) or (None, None))[0] or self.time_limit
+        try:
+            ex = execution.open_execution(
+                runtime, task=self, request=request, name=self.crux_observability_name,
+                primitive=self.crux_root_primitive, attributes=self.crux_attributes,
+                deadline_at=time.time() + float(hard_limit) if hard_limit else None,
+            )
+        except Exception:  # telemetry never breaks user code: run without it
+            log.warning("cruxcelery: could not open the execution of %s; running it untraced", self.name,
+                        exc_info=True)
+            return self._call(args, kwargs)
+        reset = context.enter(ex.ctx, attach_otel=False)  # until task_postrun: chain links need it
+        try:
+            with flushing.budget(runtime.settings.flush_timeout_s), context.otel_attached(ex.ctx), \
+                    ExitStack() as secrets_scope:  # closes after the flush below
+                try:
+                    result = self._call(args, kwargs, secrets_scope)
+                except BaseException as exc:
+                    _safely(execution.close_execution, ex, exc)
+                    raise
+                else:
+                    _safely(execution.close_execution, ex, None, result)
+                    return result
+                finally:
+                    runtime.flush()
+        finally:
+            execution.defer_or_run(getattr(request, "id", None), reset)
+
+
+def flower_options(value: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with a summarised, redacted ``argsrepr``/``kwargsrepr`` of the validated
+    argument (the message itself carries the real values); a caller's own reprs are kept."""
+    if "argsrepr" in options and "kwargsrepr" in options:
+        return options
+    try:
+        return {**action_args.reprs(value), **options}
+    except Exception:  # never block a publish on a repr: fall back to hiding everything
+        log.warning("cruxcelery: could not summarise the args of a task", exc_info=True)
+        return {"argsrepr": "(…)", "kwargsrepr": "{…}", **options}
+
+
+# -- secret values of an action's args --------------------------------------------------------------
+
+_SECRET_TYPES = (SecretStr, SecretBytes)
+_may_hold: dict[Any, bool] = {}
+
+
+def may_hold_secrets(model: type[BaseModel] | None) -> bool:
+    """Could a validated instance of ``model`` hold a ``SecretStr``? (Cached per model: models
+    without secret fields cost nothing per action.)"""
+    if model is None:
+        return False
+    known = _may_hold.get(model)
+    if known is None:
+        known = _may_hold[model] = _annotation_may_hold(model, set())
+    return known
+
+
+def _annotation_may_hold(annotation: Any, seen: set[int]) -> bool:
+    if id(annotation) in seen:
+        return False
+    seen.add(id(annotation))
+    if annotation is Any or annotation is object:
+        return True
+    if isinstance(annotation, type):
+        if issubclass(annotation, _SECRET_TYPES):
+            return True
+        if issubclass(annotation, BaseModel):
+            return any(_annotation_may_hold(field.annotation, seen) for field in annotation.model_fields.values())
+        return False
+    if isinstance(annotation, typing.TypeVar):
+        return True
+    return any(_annotation_may_hold(arg, seen) for arg in typing.get_args(annotation))
+
+
+def secret_values(value: Any, depth: int = 0) -> Iterator[Any]:
+    """The ``SecretStr``/``SecretBytes`` values in a validated args model (nested models, lists,
+    tuples, sets and dict values included)."""
+    if depth > 16:
+        return
+    if isinstance(value, _SECRET_TYPES):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from secret_values(getattr(value, name, None), depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from secret_values(item, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from secret_values(item, depth + 1)
+
+
+def _redact_secrets_of(value: Any, scope: ExitStack) -> None:
+    found = list(secret_values(value))
+    if found:
+        scope.enter_context(redaction.secrets(found))
+
+
+def _safely(fn: Callable[..., object], *args: Any) -> None:
+    """Telemetry never breaks user code."""
+    try:
+        fn(*args)
+    except Exception:
+        log.warning("cruxcelery: telemetry step failed", exc_info=True)
+
+
+def make_action(
+    runtime: Runtime, fn: Callable[[ActionContext, Any], Any], *, name: str | None,
+    observability_name: str | None, root_primitive: str | None, attributes: dict[str, Any] | None,
+    args: type[BaseModel] | None, task_options: dict[str, Any],
+) -> CruxTask:
+    options: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, **task_options}
+    # invalid args never get better: no autoretry, whatever autoretry_for says
+    options["dont_autoretry_for"] = (*tuple(options.get("dont_autoretry_for", ())), InvalidArgs)
+    task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+
+    def run(self: CruxTask, *a: Any, **kw: Any) -> Any:
+        return CruxTask.run(self, *a, **kw)
+
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    run.__module__ = fn.__module__
+    app: Any = runtime.app  # celery's task() overloads cannot express the extra class attributes
+    task: CruxTask = app.task(
+        bind=True, base=CruxTask, name=task_name, shared=False, **options,
+        crux_runtime=runtime, crux_fn=staticmethod(fn), crux_args_model=args,
+        crux_observability_name=observability_name or task_name,
+        crux_root_primitive=root_primitive or DEFAULT_ROOT_PRIMITIVE,
+        crux_attributes=dict(attributes or {}),
+    )(run)
+    return task

@@ -1,0 +1,315 @@
+"""HTTP transport to Crux devtools: chunked POSTs, per-record dispositions, bounded retries.
+
+``POST {devtools_url}/api/observability/records`` with body ``{"schemaVersion":5,"records":[...]}``
+(at most 50 records and 1 MiB per request, see ``chunking``). The answer is a 2xx, normally 202 with
+``{"dispositions": [{"index", "recordId", "outcome", "code", "retryable"}, ...]}``:
+
+- accepted -> delivered; rejected and not retryable -> rejected (dropped and counted);
+  rejected and retryable -> only that record is retried; a 2xx without dispositions: all accepted;
+- HTTP 408/409/425/429/5xx, connection errors and timeouts -> the whole chunk is retried, and the
+  rest of that round waits for the next attempt;
+- any other status (400, 401, 413, 422, a 3xx...) -> the chunk is rejected permanently.
+
+Retries follow ``retry.RetryPolicy`` until the deadline given to ``send``; no request timeout ever
+exceeds the time left. With a ``breaker.CircuitBreaker``, every answered request closes it, every
+server-level failure (unreachable, timeout, retryable status) opens it, and a send stops at the first
+such failure instead of retrying: the breaker then decides when to probe again. What could not be
+delivered in time comes back in ``SendReport.pending``.
+``send`` and ``send_encoded`` never raise. Requests go over keep-alive ``http.client`` connections
+(``connections.ConnectionPool``); a forked child makes its own (the parent's are left alone).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cruxcelery.telemetry.exporter import JsonRecord
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
+from cruxcelery.telemetry.http.chunking import (
+    MAX_BODY_BYTES,
+    MAX_RECORDS_PER_REQUEST,
+    EncodedRecord,
+    build_body,
+    chunk_encoded,
+    encode_record,
+)
+from cruxcelery.telemetry.http.connections import ConnectionPool, RequestTimeout
+from cruxcelery.telemetry.http.retry import Deadline, RetryPolicy, is_retryable_status, parse_retry_after
+
+__all__ = ["INGEST_PATH", "HttpTransport", "SendReport", "merge_reports"]
+
+INGEST_PATH = "/api/observability/records"
+DEFAULT_REQUEST_TIMEOUT_S = 10.0
+_MIN_REQUEST_TIMEOUT_S = 0.001
+
+
+@dataclass(slots=True)
+class SendReport:
+    """What one ``send`` achieved. ``pending``: retryable records not delivered before the deadline
+    (in their original order). ``not_before``: a monotonic time before which the server asked not to
+    be called again (``Retry-After``). ``unreachable``: the last attempt could not reach the server
+    (connection error or timeout). ``server_failed``: the last request failed at the server level
+    (unreachable, timeout, or a retryable HTTP status)."""
+
+    delivered: int = 0
+    rejected: int = 0
+    oversized: int = 0
+    invalid: int = 0
+    requests: int = 0
+    retries: int = 0
+    pending: list[EncodedRecord] = field(default_factory=list)
+    not_before: float | None = None
+    unreachable: bool = False
+    server_failed: bool = False
+    last_error: str | None = None
+
+
+def merge_reports(reports: list[SendReport]) -> SendReport:
+    """One report for sends made side by side: counts add up, pending records are concatenated."""
+    merged = SendReport()
+    for report in reports:
+        merged.delivered += report.delivered
+        merged.rejected += report.rejected
+        merged.oversized += report.oversized
+        merged.invalid += report.invalid
+        merged.requests += report.requests
+        merged.retries += report.retries
+        merged.pending.extend(report.pending)
+        merged.unreachable = merged.unreachable or report.unreachable
+        merged.server_failed = merged.server_failed or report.server_failed
+        merged.last_error = report.last_error or merged.last_error
+        if report.not_before is not None:
+            merged.not_before = max(merged.not_before or 0.0, report.not_before)
+    return merged
+
+
+@dataclass(slots=True)
+class _ChunkOutcome:
+    delivered: int = 0
+    rejected: int = 0
+    retry: list[EncodedRecord] = field(default_factory=list)
+    abort_round: bool = False
+    retry_after_s: float | None = None
+    unreachable: bool = False
+    error: str | None = None
+
+
+class HttpTransport:
+    """Sends records to ``{base_url}/api/observability/records``. Thread-safe; never raises."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        max_records: int = MAX_RECORDS_PER_REQUEST,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.url = base_url.rstrip("/") + INGEST_PATH
+        self.policy = policy or RetryPolicy()
+        self.request_timeout_s = request_timeout_s
+        self.max_records = max_records
+        self.max_body_bytes = max_body_bytes
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "cruxcelery-telemetry",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._pool = ConnectionPool(self.url, headers)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the inherited connections (without closing the parent's)."""
+        self._pool.close()
+
+    def close(self) -> None:
+        """Close this process's connections. Never raises."""
+        self._pool.close()
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def send(self, records: Sequence[JsonRecord], *, timeout_s: float) -> SendReport:
+        """Encode, chunk and deliver plain records within ``timeout_s``. Never raises."""
+        encoded: list[EncodedRecord] = []
+        invalid = 0
+        for index, record in enumerate(records):
+            try:
+                encoded.append(encode_record(record, seq=index))
+            except (TypeError, ValueError, RecursionError):
+                invalid += 1
+        report = self.send_encoded(encoded, Deadline(timeout_s))
+        report.invalid += invalid
+        return report
+
+    def send_encoded(
+        self,
+        records: Sequence[EncodedRecord],
+        deadline: Deadline,
+        stop: threading.Event | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> SendReport:
+        """Deliver encoded records, retrying until ``deadline`` (or until ``stop`` is set, or until
+        ``breaker`` opens). Never raises."""
+        report = SendReport()
+        to_send: list[EncodedRecord] = list(records)
+        try:
+            plan = chunk_encoded(to_send, max_records=self.max_records, max_body_bytes=self.max_body_bytes)
+            report.oversized = len(plan.oversized)
+            chunks = plan.chunks
+            attempt = 0
+            while True:
+                to_send = [record for chunk in chunks for record in chunk]
+                retry_next, retry_after = self._round(chunks, attempt, deadline, stop, report, breaker)
+                to_send = retry_next
+                if not retry_next or (stop is not None and stop.is_set()):
+                    break
+                if breaker is not None and breaker.is_open:
+                    if retry_after is not None:
+                        report.not_before = time.monotonic() + retry_after
+                    break
+                wait = self.policy.next_delay(attempt, deadline, retry_after)
+                if wait is None:
+                    if retry_after is not None:
+                        report.not_before = time.monotonic() + retry_after
+                    break
+                if stop is not None:
+                    if stop.wait(wait):
+                        break
+                else:
+                    time.sleep(wait)
+                attempt += 1
+                chunks = chunk_encoded(
+                    retry_next, max_records=self.max_records, max_body_bytes=self.max_body_bytes
+                ).chunks
+        except Exception as exc:
+            report.last_error = f"transport error: {type(exc).__name__}: {exc}"
+        report.pending = to_send
+        return report
+
+    def _round(
+        self,
+        chunks: list[list[EncodedRecord]],
+        attempt: int,
+        deadline: Deadline,
+        stop: threading.Event | None,
+        report: SendReport,
+        breaker: CircuitBreaker | None = None,
+    ) -> tuple[list[EncodedRecord], float | None]:
+        """POST every chunk once. Returns the records to retry and the largest ``Retry-After``."""
+        retry_next: list[EncodedRecord] = []
+        retry_after: float | None = None
+        aborted = False
+        for chunk in chunks:
+            timeout = min(self.request_timeout_s, deadline.remaining())
+            if aborted or timeout < _MIN_REQUEST_TIMEOUT_S or (stop is not None and stop.is_set()):
+                aborted = True
+                retry_next.extend(chunk)
+                continue
+            outcome = self._post_chunk(chunk, timeout)
+            report.requests += 1
+            if attempt > 0:
+                report.retries += 1
+            report.delivered += outcome.delivered
+            report.rejected += outcome.rejected
+            report.unreachable = outcome.unreachable
+            report.server_failed = outcome.abort_round
+            if outcome.error is not None:
+                report.last_error = outcome.error
+            if breaker is not None:
+                if outcome.abort_round:
+                    later = None if outcome.retry_after_s is None else time.monotonic() + outcome.retry_after_s
+                    breaker.failure(outcome.error, later)
+                else:
+                    breaker.success()
+            retry_next.extend(outcome.retry)
+            if outcome.retry_after_s is not None:
+                retry_after = max(retry_after or 0.0, outcome.retry_after_s)
+            aborted = outcome.abort_round
+        return retry_next, retry_after
+
+    def _post_chunk(self, chunk: list[EncodedRecord], timeout_s: float) -> _ChunkOutcome:
+        try:
+            answer = self._pool.post(build_body(chunk), timeout_s)
+        except RequestTimeout as exc:
+            return _ChunkOutcome(retry=list(chunk), abort_round=True, unreachable=True, error=f"timeout: {exc!r}")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return _ChunkOutcome(
+                retry=list(chunk),
+                abort_round=True,
+                unreachable=True,
+                error=f"unreachable: {type(exc).__name__}: {exc}",
+            )
+        status, content = answer.status, answer.body
+        retry_after = parse_retry_after(answer.retry_after)
+        if 200 <= status < 300:
+            return _apply_dispositions(chunk, content, retry_after)
+        if is_retryable_status(status):
+            return _ChunkOutcome(retry=list(chunk), abort_round=True, retry_after_s=retry_after, error=f"HTTP {status}")
+        return _ChunkOutcome(
+            rejected=len(chunk),
+            error=f"HTTP {status}: {len(chunk)} records rejected: {_snippet(content)}",
+        )
+
+
+def _apply_dispositions(chunk: list[EncodedRecord], content: bytes, retry_after: float | None) -> _ChunkOutcome:
+    """Sort a 2xx answer's records into delivered / rejected / to retry. Missing or unreadable
+    dispositions mean accepted."""
+    outcome = _ChunkOutcome()
+    dispositions = _read_dispositions(content) if b'"rejected"' in content else []
+    if not dispositions:  # nothing rejected (the common case: no need to parse the answer)
+        outcome.delivered = len(chunk)
+        return outcome
+    verdicts: dict[int, bool] = {}  # index -> retryable, for rejected records only
+    codes: dict[int, str] = {}
+    by_id: dict[str, int] | None = None
+    for item in dispositions:
+        if not isinstance(item, Mapping) or item.get("outcome") != "rejected":
+            continue
+        index = item.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(chunk):
+            if by_id is None:
+                by_id = {record.record_id: i for i, record in enumerate(chunk) if record.record_id}
+            found = by_id.get(str(item.get("recordId")))
+            if found is None:
+                continue
+            index = found
+        verdicts[index] = item.get("retryable") is True
+        codes[index] = str(item.get("code") or "rejected")
+    for index, record in enumerate(chunk):
+        retryable = verdicts.get(index)
+        if retryable is None:
+            outcome.delivered += 1
+        elif retryable:
+            outcome.retry.append(record)
+        else:
+            outcome.rejected += 1
+    if outcome.retry:
+        outcome.retry_after_s = retry_after
+    if codes:
+        index, code = next(iter(codes.items()))
+        outcome.error = f"{len(codes)} records rejected (e.g. {chunk[index].record_id or f'#{index}'}: {code})"
+    return outcome
+
+
+def _read_dispositions(content: bytes) -> list[Any]:
+    if not content:
+        return []
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return []
+    dispositions = payload.get("dispositions") if isinstance(payload, dict) else None
+    return dispositions if isinstance(dispositions, list) else []
+
+
+def _snippet(content: bytes, limit: int = 200) -> str:
+    return content[:limit].decode("utf-8", errors="replace").replace("\n", " ")
