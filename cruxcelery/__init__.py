@@ -6,10 +6,10 @@ Import everything from here; every other module is private.
 from cruxcelery.agents.generation import Generation, GenerationStream, generation, generation_stream
 from cruxcelery.agents.parallel import ParallelError
 from cruxcelery.agents.tools import Tool, ToolContext
-from cruxcelery.core.actions import ActionContext, CruxTask
-from cruxcelery.core.context import capture_context, with_context
+from cruxcelery.core.actions import CruxTask
+from cruxcelery.core.context import ActionContext, capture_context, with_context
 from cruxcelery.core.envelope import Envelope
-from cruxcelery.core.extensions import Execution, Extension, Message, Worker
+from cruxcelery.core.extensions import ChildCall, Execution, Extension, Worker
 from cruxcelery.core.flushing import flush_observability, with_observability_flush
 from cruxcelery.core.outcomes import Outcome, classify
 from cruxcelery.crux import Crux
@@ -72,7 +72,7 @@ __all__ = [
     # the extension seam
     "Execution",
     "Extension",
-    "Message",
+    "ChildCall",
     "Outcome",
     "Worker",
     "classify",

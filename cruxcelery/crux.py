@@ -1,6 +1,7 @@
-"""``Crux(app)``: the runtime with durable flows and agent tools plugged in through the extension seam.
+"""``Crux(app)``: the composition root. It builds the core runtime and plugs in, through the
+extension seam and in this order: telemetry delivery, durable flows and agents.
 
-Flows register as one extension when ``Crux(app)`` is built, so every worker of the app reports
+They register when ``Crux(app)`` is built, so every worker of the app delivers telemetry, reports
 durable children, sweeps timers and recovers flows, whatever modules it imported."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 from cruxcelery.agents.extension import AgentsExtension
 from cruxcelery.agents.tools import Tool, ToolContext, make_tool
 from cruxcelery.core.runtime import Runtime
+from cruxcelery.delivery.extension import install as install_delivery
 from cruxcelery.flows.extension import FlowsExtension
 from cruxcelery.flows.handle import FlowHandle
 from cruxcelery.flows.manager import FlowRuntime
@@ -25,8 +27,8 @@ class Crux(Runtime):
 
     def __init__(self, app: Celery, settings: CruxSettings | None = None) -> None:
         super().__init__(app, settings)
+        install_delivery(self)
         self.flows = FlowRuntime(self)
-        self.deferred = self.flows.timers
         self.add_extension(FlowsExtension(self.flows))
         self.add_extension(AgentsExtension(self))
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from cruxcelery import CruxSettings
-from cruxcelery.delivery.extension import http_exporter
+from cruxcelery.delivery.build import http_exporter
 from cruxcelery.telemetry.records import validate_record
 from tests.helpers import only, wait_span
 from tests.receiver import Receiver, free_port

@@ -12,15 +12,9 @@ from pydantic import BaseModel, SecretStr
 
 from cruxcelery import ConfigurationError, CruxSettings
 from cruxcelery.core.actions import may_hold_secrets, secret_values
-from cruxcelery.delivery.extension import (
-    build,
-    configure_redaction,
-    http_exporter,
-    run_forwarder,
-    spool_key,
-    spool_url,
-    telemetry_redis_url,
-)
+from cruxcelery.core.runtime import configure_redaction
+from cruxcelery.delivery.build import build, http_exporter, spool_key, spool_url, telemetry_redis_url
+from cruxcelery.delivery.forward import run_forwarder
 from cruxcelery.telemetry import redaction
 from cruxcelery.telemetry.http.exporter import HttpExporter
 from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client

@@ -1,11 +1,13 @@
-"""The agents' lifecycle extension: when an execution ends, the tool calls its generations
-requested and nothing executed are recorded (``executed: false``) and flushed."""
+"""The agents' extension: it adds their ``ctx.crux`` helpers, and when an execution ends, the tool
+calls its generations requested and nothing executed are recorded (``executed: false``) and
+flushed."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cruxcelery.agents import ledger
+import cruxcelery.agents.ledger as ledger
+from cruxcelery.agents.helpers import AgentHelpers
 from cruxcelery.core.extensions import Execution, Extension, Worker
 from cruxcelery.core.outcomes import Outcome
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
 
 class AgentsExtension(Extension):
     name = "agents"
+    helpers = AgentHelpers
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime

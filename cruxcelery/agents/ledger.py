@@ -21,6 +21,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
+from cruxcelery.agents.recording import safely, whole_span
 from cruxcelery.core.context import ActiveContext
 
 MAX_OPEN = 512  # executions tracked at once (oldest settled first when exceeded)
@@ -116,8 +117,6 @@ def settle_all() -> int:
 
 
 def _emit(ledger: _Ledger) -> int:
-    from cruxcelery.agents.recording import safely, whole_span
-
     for request in ledger.pending.values():
         safely(
             whole_span, request.ctx, request.name, "tool.call", parent_span_id=request.generation_span_id,

@@ -103,7 +103,7 @@ def _branch(ctx: context.ActiveContext | None, composition: CruxSpan | None, nam
                   parent=composition.ref if composition is not None else None) if ctx is not None else None
     try:
         if span is not None and ctx is not None:
-            with context.activate(replace(ctx, span=span, parent=span.ref, step_hook=None)):
+            with context.activate(replace(ctx, span=span, parent=span.ref)):
                 outcome.value = fn()
         else:
             outcome.value = fn()

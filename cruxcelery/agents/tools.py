@@ -38,8 +38,10 @@ from pydantic import BaseModel, Field
 from cruxcelery.agents import ledger
 from cruxcelery.agents.recording import end_span, flush_after, open_span, safely
 from cruxcelery.core import args as action_args
-from cruxcelery.core import context
-from cruxcelery.core.actions import ActionContext, CruxHelpers, CruxTask, make_action
+from cruxcelery.core import context, registry
+from cruxcelery.core.actions import CruxTask, make_action
+from cruxcelery.core.context import ActionContext
+from cruxcelery.core.helpers import CruxHelpers
 from cruxcelery.errors import CruxError, InvalidArgs
 from cruxcelery.telemetry import genai
 from cruxcelery.telemetry.spans import DETAIL, CruxSpan
@@ -55,7 +57,6 @@ R = TypeVar("R")
 PRIMITIVE = "tool.call"
 EXECUTE_ERROR = {"phase": "tool.execute", "errorKind": "execute_error"}
 INVALID_ARGS = {"phase": "tool.validate", "errorKind": "invalid_args"}
-_HELPERS = CruxHelpers()
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def execute(tool: Tool[R], args: tuple[Any, ...], kwargs: dict[str, Any], call_i
     """Run ``tool`` in this process as a ``tool.call`` span under the active context (untraced
     without one)."""
     ctx = context.current()
-    tool_ctx = ToolContext(_HELPERS, tool.name, call_id)
+    runtime = ctx.runtime if ctx is not None else registry.current()
+    tool_ctx = ToolContext(runtime.helpers if runtime is not None else CruxHelpers(), tool.name, call_id)
     span = safely(_open, ctx, tool, call_id) if ctx is not None and ctx.runtime.recorder.enabled else None
     if span is None or ctx is None:
         return tool.fn(tool_ctx, action_args.coerce(tool.args_model, args, kwargs, f"tool {tool.name}"))

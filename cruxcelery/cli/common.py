@@ -8,7 +8,8 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from cruxcelery.crux import Crux
@@ -16,6 +17,15 @@ if TYPE_CHECKING:
 OK, FINDING, USAGE = 0, 1, 2
 """Exit codes: 0 ok, 1 a finding or a refusal (unknown flow, rejected signal, a doctor failure),
 2 a usage or configuration error (bad arguments, no app, bad JSON)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check of ``cruxcelery doctor``: ok, warn or fail."""
+
+    status: Literal["ok", "warn", "fail"]
+    check: str
+    message: str
 
 DEFAULT_APP = "tasks"
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
-from cruxcelery.cli.common import FINDING, OK, add_app_argument, find_celery, find_crux, load_module, run
+from cruxcelery.cli.common import FINDING, OK, Finding, add_app_argument, find_celery, find_crux, load_module, run
+from cruxcelery.cli.workers import check_workers
 
 if TYPE_CHECKING:
     from cruxcelery.crux import Crux
@@ -23,13 +24,6 @@ __all__ = ["Finding", "diagnose", "register"]
 _VISIBILITY_BROKERS = ("redis", "rediss", "sentinel", "sqs", "unix")
 _REDIS_DEFAULT_VISIBILITY_S = 3600.0
 SPOOL_BACKLOG_WARN = 1000
-
-
-@dataclass(frozen=True)
-class Finding:
-    status: Literal["ok", "warn", "fail"]
-    check: str
-    message: str
 
 
 def register(commands: Any) -> None:
@@ -217,7 +211,8 @@ def _devtools(crux: Crux) -> Finding:
 
 
 def _spool(crux: Crux) -> Finding:
-    from cruxcelery.delivery.extension import TelemetryDelivery, spool_key
+    from cruxcelery.delivery.build import spool_key
+    from cruxcelery.delivery.extension import TelemetryDelivery
     from cruxcelery.telemetry.spool.group import spool_stats
     from cruxcelery.telemetry.spool.stream import spool_client
 
@@ -243,6 +238,5 @@ def _spool(crux: Crux) -> Finding:
 
 
 def _workers(crux: Crux, timeout_s: float) -> list[Finding]:
-    from cruxcelery.cli.workers import check_workers
 
     return check_workers(crux, timeout_s)

@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     forward.add_argument("--redis", default=None, metavar="URL", help="the spool's Redis (overrides the app's)")
     forward.add_argument("--devtools", default=None, metavar="URL", help="the devtools base URL (overrides the app's)")
     forward.add_argument("--key-prefix", default=None, help="key prefix of the spool stream (default: CRUX_KEY_PREFIX)")
-    from cruxcelery.cli import doctor as cli_doctor
-    from cruxcelery.cli import flows as cli_flows
-    from cruxcelery.cli import records as cli_records
+    import cruxcelery.cli.doctor as cli_doctor
+    import cruxcelery.cli.flows as cli_flows
+    import cruxcelery.cli.records as cli_records
 
     cli_flows.register(commands)
     cli_records.register(commands)
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if options.command == "demo":
-        from cruxcelery.cli import demo as demo_module
+        import cruxcelery.cli.demo as demo_module
 
         return demo_module.run(options.app)
     if options.command == "dev":
@@ -56,7 +56,8 @@ def _forward(options: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from cruxcelery.delivery.extension import run_forwarder, telemetry_redis_url
+    from cruxcelery.delivery.build import telemetry_redis_url
+    from cruxcelery.delivery.forward import run_forwarder
     from cruxcelery.errors import ConfigurationError
     from cruxcelery.settings import CruxSettings
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cruxcelery.cli.common import Finding
+
 if TYPE_CHECKING:
-    from cruxcelery.cli.doctor import Finding
     from cruxcelery.crux import Crux
 
 __all__ = ["check_workers", "flow_tasks"]
@@ -30,8 +31,6 @@ def flow_tasks(crux: Crux) -> dict[str, str]:
 
 
 def check_workers(crux: Crux, timeout_s: float) -> list[Finding]:
-    from cruxcelery.cli.doctor import Finding
-
     needed = flow_tasks(crux)
     try:
         inspect = crux.app.control.inspect(timeout=timeout_s)

@@ -1,4 +1,5 @@
-"""``crux.action``: Celery tasks that act as Crux actions, and the ``ctx.crux`` helpers."""
+"""``crux.action``: Celery tasks that act as Crux actions (``CruxTask``), their arguments as
+Flower shows them, and the secret values of their args."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
@@ -15,130 +15,22 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 
 from cruxcelery.core import args as action_args
 from cruxcelery.core import context, execution, flushing
-from cruxcelery.core.publishing import publish
-from cruxcelery.core.scheduling import Scheduler
-from cruxcelery.errors import InvalidArgs, NotInAction
+from cruxcelery.core.context import ActionContext
+from cruxcelery.errors import InvalidArgs
 from cruxcelery.telemetry import redaction
 
 if TYPE_CHECKING:
     from celery.result import AsyncResult
 
-    from cruxcelery.agents.generation import Generation, GenerationStream
-    from cruxcelery.agents.tools import Tool
     from cruxcelery.core.runtime import Runtime
 
 DEFAULT_ROOT_PRIMITIVE = "runtime.celery.task"
 log = logging.getLogger("cruxcelery")
 
 
-class CruxHelpers:
-    """``ctx.crux``: child actions, in-process queries and mutations, and scheduling."""
-
-    scheduler = Scheduler()
-
-    def run_action(
-        self, label: str, task: Task[Any, Any] | str, args: Any = None, *, timeout_s: float | None = None,
-        **options: Any,
-    ) -> AsyncResult[Any]:
-        """Publish ``task`` as a child across a recorded boundary; returns its ``AsyncResult``.
-        ``timeout_s`` records a deadline (and the boundary's lease). Inside a flow step the child
-        is durable: the flow waits for it without holding a worker."""
-        ctx = _require("run_action")
-        if ctx.step_hook is not None:
-            return ctx.step_hook(label, task, args, options)  # type: ignore[no-any-return]
-        return publish(ctx, label, task, args, options, kind="task", timeout_s=timeout_s)
-
-    def run_query(self, label: str, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None,
-                  **kwargs: Any) -> Any:
-        """Call ``fn`` in-process, recorded as a child span (never a standalone run). ``timeout_s``
-        records the span's deadline, so devtools can mark it incomplete if it never ends."""
-        return _in_process(label, "query", fn, args, kwargs, timeout_s)
-
-    def run_mutation(self, label: str, fn: Callable[..., Any], *args: Any, timeout_s: float | None = None,
-                     **kwargs: Any) -> Any:
-        """Like ``run_query``, recorded as a mutation."""
-        return _in_process(label, "mutation", fn, args, kwargs, timeout_s)
-
-    def event(self, name: str, attributes: dict[str, Any] | None = None) -> None:
-        """Record a ``span:event`` on the current span; any values become JSON-safe previews."""
-        ctx = _require("event")
-        ctx.segment.span_event(ctx.parent.span_id, name, attributes)
-
-    def artifact(self, kind: str, value: Any, *, text: bool = False) -> None:
-        """Attach an artifact (a JSON-safe preview of ``value``, or text) to the current span."""
-        ctx = _require("artifact")
-        ctx.segment.artifact(ctx.parent.span_id, kind, value, text=text)
-
-    # agent work (cruxcelery.agents): generations, tools, parallel branches
-    def generation(self, model: str, provider: str, operation: str = "chat", messages: Any = None,
-                   timeout_s: float | None = None, attributes: dict[str, Any] | None = None, *,
-                   name: str | None = None) -> Generation:
-        """``with ctx.crux.generation(...) as gen``: a ``generation.call`` span (see ``cruxcelery.agents``)."""
-        from cruxcelery.agents import generation as gen
-        return gen.generation(model, provider, operation, messages, timeout_s, attributes, name=name)
-
-    def generation_stream(self, model: str, provider: str, operation: str = "chat", messages: Any = None,
-                          timeout_s: float | None = None, attributes: dict[str, Any] | None = None, *,
-                          name: str | None = None) -> GenerationStream:
-        """A ``generation.stream`` span closed from the real end of ``stream.wrap(...)``."""
-        from cruxcelery.agents import generation as gen
-        return gen.generation_stream(model, provider, operation, messages, timeout_s, attributes, name=name)
-
-    def run_tool(self, tool: Tool[Any], args: Any = None, *, call_id: str | None = None, label: str | None = None,
-                 timeout_s: float | None = None, **options: Any) -> Any:
-        """Run a ``@crux.tool``: in-process (returns its result) or, for ``as_task=True``, as a
-        child task across a boundary (returns its ``AsyncResult``; inside a flow step, durable)."""
-        from cruxcelery.agents import tools
-        return tools.run_tool(self, tool, args, call_id=call_id, label=label, timeout_s=timeout_s, **options)
-
-    def parallel(self, label: str, branches: dict[str, Callable[[], Any]], *, max_workers: int | None = None,
-                 return_exceptions: bool = False) -> dict[str, Any]:
-        """Run ``branches`` in threads that keep this action's context (not durable by itself
-        inside a flow: wrap it in ``scope.step``)."""
-        from cruxcelery.agents import parallel
-        return parallel.parallel(label, branches, max_workers=max_workers, return_exceptions=return_exceptions)
-
-
-def _require(what: str) -> context.ActiveContext:
-    ctx = context.current()
-    if ctx is None:
-        raise NotInAction(f"ctx.crux.{what} needs an active Crux action")
-    return ctx
-
-
-def _in_process(label: str, kind: str, fn: Callable[..., Any], args: tuple[Any, ...],
-                kwargs: dict[str, Any], timeout_s: float | None) -> Any:
-    _require(f"run_{kind}")
-    deadline = time.time() + timeout_s if timeout_s is not None else None
-    with context.child_span(label, "custom.operation", {"operation": kind}, deadline_at=deadline):
-        return fn(*args, **kwargs)
-
-
-@dataclass(frozen=True)
-class ActionContext:
-    """The first argument of every action: ``ctx.crux`` helpers, the task and its request."""
-
-    crux: CruxHelpers
-    task: Task[Any, Any]
-    request: Any
-
-    @property
-    def run_id(self) -> str | None:
-        active = context.current()
-        return active.run.run_id if active else None
-
-    @property
-    def flow_id(self) -> str | None:
-        active = context.current()
-        return active.flow_id if active else None
-
-
-_HELPERS = CruxHelpers()
-
-
-def action_context(task: Task[Any, Any], request: Any) -> ActionContext:
+def action_context(runtime: Runtime, task: Task[Any, Any], request: Any) -> ActionContext:
     """The ``ctx`` a handler receives (flows build one for each execution)."""
-    return ActionContext(_HELPERS, task, request)
+    return ActionContext(runtime.helpers, task, request)
 
 
 class CruxTask(Task[Any, Any]):
@@ -169,11 +61,12 @@ class CruxTask(Task[Any, Any]):
         name = self.crux_observability_name
         return name if name and name != self.name else None
 
-    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], scope: ExitStack | None = None) -> Any:
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any], found: list[Any] | None = None,
+              scope: ExitStack | None = None) -> Any:
         value = action_args.coerce(self.crux_args_model, args, kwargs, self.name)
-        if scope is not None and may_hold_secrets(self.crux_args_model):
-            _safely(_redact_secrets_of, value, scope)  # from every record of this execution, to its flush
-        return action_args.to_wire(self.crux_fn(ActionContext(_HELPERS, self, self.request), value))
+        if scope is not None and found is not None and may_hold_secrets(self.crux_args_model):
+            _safely(_redact_secrets_of, value, found, scope)  # from every record of this execution, to its close
+        return action_args.to_wire(self.crux_fn(ActionContext(self.crux_runtime.helpers, self, self.request), value))
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         runtime = self.crux_runtime
@@ -190,21 +83,23 @@ class CruxTask(Task[Any, Any]):
                         exc_info=True)
             return self._call(args, kwargs)
         reset = context.enter(ex.ctx, attach_otel=False)  # until task_postrun: chain links need it
+        task_id = getattr(request, "id", None)
+        found: list[Any] = []  # the secret values of the args: the extensions hear the close redacted too
         try:
             with flushing.budget(runtime.settings.flush_timeout_s), context.otel_attached(ex.ctx), \
                     ExitStack() as secrets_scope:  # closes after the flush below
                 try:
-                    result = self._call(args, kwargs, secrets_scope)
+                    result = self._call(args, kwargs, found, secrets_scope)
                 except BaseException as exc:
-                    _safely(execution.close_execution, ex, exc)
+                    _settle(task_id, ex, found, exc)
                     raise
                 else:
-                    _safely(execution.close_execution, ex, None, result)
+                    _settle(task_id, ex, found, None, result)
                     return result
                 finally:
                     runtime.flush()
         finally:
-            execution.defer_or_run(getattr(request, "id", None), reset)
+            execution.defer_or_run(task_id, reset)
 
 
 def flower_options(value: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -271,10 +166,21 @@ def secret_values(value: Any, depth: int = 0) -> Iterator[Any]:
             yield from secret_values(item, depth + 1)
 
 
-def _redact_secrets_of(value: Any, scope: ExitStack) -> None:
-    found = list(secret_values(value))
+def _redact_secrets_of(value: Any, found: list[Any], scope: ExitStack) -> None:
+    found.extend(secret_values(value))
     if found:
         scope.enter_context(redaction.secrets(found))
+
+
+def _settle(task_id: str | None, ex: execution.Execution, found: list[Any], exc: BaseException | None,
+            result: Any = None) -> None:
+    """Close the execution's records and keep its one outcome for ``task_postrun``."""
+    try:
+        outcome = execution.close_execution(ex, exc, result)
+    except Exception:
+        log.warning("cruxcelery: telemetry step failed", exc_info=True)
+        return
+    execution.settle(task_id, outcome, tuple(found))
 
 
 def _safely(fn: Callable[..., object], *args: Any) -> None:

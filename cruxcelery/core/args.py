@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from cruxcelery.errors import InvalidArgs, structured_errors
+from cruxcelery.telemetry.evidence import redact
 
 
 def coerce(model: type[BaseModel] | None, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -79,8 +80,6 @@ def reprs(value: Any, ids: dict[str, str] | None = None) -> dict[str, str]:
     """``argsrepr``/``kwargsrepr`` of a validated argument (a model instance, a dict or one value)
     as ``apply_async`` options: secrets starred (``SecretStr``), values under secret-looking keys
     redacted, long strings and lists summarised; ``ids`` (the run and trace ids) appended."""
-    from cruxcelery.telemetry.evidence import redact
-
     positional = isinstance(value, tuple)  # a plain task's positional args
     shown = redact(value.model_dump(mode="json") if isinstance(value, BaseModel) else value)
     summary = _summarise(shown, 0)

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import NonRecordingSpan
 
+from cruxcelery.core import registry
 from cruxcelery.core.envelope import Envelope
+from cruxcelery.core.outcomes import ControlFlow
 from cruxcelery.errors import CruxError
 from cruxcelery.telemetry import otel
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef
 
 if TYPE_CHECKING:
+    from cruxcelery.core.helpers import CruxHelpers
     from cruxcelery.core.runtime import Runtime
 
 
@@ -37,8 +40,6 @@ class ActiveContext:
     flow_id: str | None = None
     # the envelope this execution arrived with: a replacement (``self.replace``) takes its place
     incoming: Envelope | None = None
-    # set by flows: a step that wants its child tasks durable intercepts run_action through this
-    step_hook: Callable[..., Any] | None = None
 
     @property
     def run(self) -> RunRef:
@@ -59,6 +60,25 @@ class ActiveContext:
         }
         fields.update(overrides)
         return Envelope(**fields)
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """The first argument of every action: ``ctx.crux`` helpers, the task and its request."""
+
+    crux: CruxHelpers
+    task: Any
+    request: Any
+
+    @property
+    def run_id(self) -> str | None:
+        active = current()
+        return active.run.run_id if active else None
+
+    @property
+    def flow_id(self) -> str | None:
+        active = current()
+        return active.flow_id if active else None
 
 
 _active: ContextVar[ActiveContext | None] = ContextVar("cruxcelery_active", default=None)
@@ -137,9 +157,8 @@ def child_span(
 
 def status_for(exc: BaseException) -> tuple[str, BaseException | None]:
     """How a span ends when ``exc`` unwinds it: control flow (flow suspend/cancel) is not an error."""
-    status = getattr(exc, "crux_span_status", None)
-    if isinstance(status, str):
-        return status, None
+    if isinstance(exc, ControlFlow):
+        return exc.span_status, None
     return "error", exc
 
 
@@ -154,9 +173,7 @@ def capture_context() -> Envelope | None:
 def with_context(carrier: Envelope | dict[str, Any] | str | None) -> Iterator[ActiveContext | None]:
     """Continue the carrier's run in this thread (a new segment) for the block. A ``None`` or
     invalid carrier runs the block with no context (logged, never raised)."""
-    from cruxcelery.core.runtime import Runtime
-
-    runtime = Runtime.current()
+    runtime = registry.current()
     if runtime is None:
         raise CruxError("with_context needs a Crux(app) in this process")
     envelope = carrier if isinstance(carrier, Envelope) else runtime.codec.decode(carrier)

@@ -109,6 +109,35 @@ def close_execution(execution: Execution, exc: BaseException | None, result: Any
     return outcome
 
 
+# -- what an action decided, for task_postrun -------------------------------------------------
+
+@dataclass(frozen=True)
+class Settled:
+    """How an action's execution ended, classified once by the action itself, and the secret
+    values of its args (so the extensions that hear the close redact them too)."""
+
+    outcome: Outcome
+    secrets: tuple[Any, ...] = ()
+
+
+class _Settled(threading.local):
+    def __init__(self) -> None:
+        self.by_task: dict[str, Settled] = {}
+
+
+_settled = _Settled()
+
+
+def settle(task_id: str | None, outcome: Outcome, secrets: tuple[Any, ...] = ()) -> None:
+    """Record the action's outcome for its ``task_postrun`` (which classifies nothing again)."""
+    if task_id is not None and is_open(task_id):
+        _settled.by_task[task_id] = Settled(outcome, secrets)
+
+
+def take_settled(task_id: str) -> Settled | None:
+    return _settled.by_task.pop(task_id, None)
+
+
 # -- keeping a context active until task_postrun ---------------------------------------------
 
 class _Frames(threading.local):
@@ -124,6 +153,11 @@ def enter_frame(task_id: str) -> None:
     _frames.stack.append((task_id, []))
 
 
+def is_open(task_id: str) -> bool:
+    """Whether this thread is executing ``task_id`` (between its prerun and postrun)."""
+    return any(frame_id == task_id for frame_id, _ in _frames.stack)
+
+
 def exit_frame(task_id: str) -> None:
     """Called by ``task_postrun``: run the deferred resets of this task (and of any frame left
     open above it by an execution that never reached its postrun)."""
@@ -132,6 +166,8 @@ def exit_frame(task_id: str) -> None:
         return
     while stack:
         frame_id, resets = stack.pop()
+        if frame_id != task_id:  # never reached its postrun: what it settled goes with it
+            _settled.by_task.pop(frame_id, None)
         for reset in reversed(resets):
             reset()
         if frame_id == task_id:

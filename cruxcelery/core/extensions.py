@@ -1,42 +1,52 @@
-"""The runtime's extension seam: a small lifecycle protocol and its guarded dispatch.
+"""The runtime's extension seam: the only door between the core and what plugs into it (flows,
+telemetry delivery, agents). A small lifecycle protocol, guarded dispatch, and three things an
+extension contributes rather than hears. docs/architecture.md describes it.
 
-``Crux(app)`` holds an ordered list of extensions (flows, the sweeper and telemetry delivery are
-registered when it is built, so every worker of the app behaves the same whatever modules it
-imported). Each hook is dispatched to every extension in order; a failing extension is logged and
-never raised into Celery (dramatiq's ``emit_after`` habit).
+``Crux(app)`` holds an ordered list of extensions. Each lifecycle hook is dispatched to every
+extension in order; a failing extension is logged and never raised into Celery (dramatiq's
+``emit_after`` habit). Hooks about an execution run inside that action's redaction scope.
 
 | hook | when | where |
 | --- | --- | --- |
-| ``on_publish(message)`` | a task of the app is about to be published | the publishing process |
 | ``on_received(execution)`` | a worker reserved a message of the app (``task_received``) | the worker's main process |
+| ``on_process_init(worker)`` | a process that executes tasks starts | that process |
 | ``on_execution_open(execution)`` | a task of the app starts executing (``task_prerun``) | the process running it |
-| ``on_execution_close(execution, outcome)`` | it ended, with its classified ``Outcome`` | the same |
+| ``on_execution_close(execution, outcome)`` | it ended, with its one ``Outcome`` | where the end was decided |
 | ``on_worker_ready(worker)`` | a worker's consumer is ready | the worker's main process |
 | ``on_worker_shutdown(worker)`` | a worker or one of its pool processes shuts down | that process |
+
+``on_process_init`` fires in a prefork pool child after fork, or in a solo pool's process.
+``on_execution_close`` hears the outcomes the worker's main process decides too (a revoke, a hard
+time limit, a pool process lost for good: never an ``ok``), and ``outcome.terminal`` tells a retry
+(or a pool process going away mid-task, whose message runs again) from the final end.
+
+Contributions (asked in order, the first answer wins; errors propagate to the caller):
+
+- ``route_child(ctx, call)``: take a child call of ``ctx.crux.run_action`` (flows make a call
+  inside a step durable); ``None`` lets the core publish it.
+- ``deferred_publisher()``: publishes a message at a later time, whatever happens to workers (flows'
+  timers); the core uses it for delays longer than one countdown hop.
+- ``helpers``: a class whose methods join ``ctx.crux`` (agents: generations, tools, parallel).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from cruxcelery.core.envelope import Envelope
 from cruxcelery.core.outcomes import Outcome
 
-log = logging.getLogger("cruxcelery.core.extensions")
+if TYPE_CHECKING:
+    from celery.result import AsyncResult
+
+    from cruxcelery.core.context import ActiveContext
+
+log = logging.getLogger("cruxcelery.extensions")
 E = TypeVar("E", bound="Extension")
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A task message being published: its headers may still be changed by ``on_publish``."""
-
-    task_name: str
-    task_id: str | None
-    headers: dict[str, Any]
-    envelope: Envelope | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,23 +64,45 @@ class Execution:
 class Worker:
     """The worker (or pool process) a lifecycle hook fires in. ``main`` is the worker's parent.
     ``clean`` is false when the worker exits after an unrecoverable error (exit code not 0): the
-    broker may not have taken back the messages it had reserved."""
+    broker may not have taken back the messages it had reserved. ``executes`` is false in the main
+    process of a prefork worker (its pool children run the tasks)."""
 
     app: Any
     hostname: str
     main: bool
     clean: bool = True
+    executes: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCall:
+    """A child task ``ctx.crux.run_action`` was asked to publish."""
+
+    label: str
+    task: Any
+    args: Any
+    options: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+
+class DeferredPublisher(Protocol):
+    """Publishes a task message at a later time, at least once, whatever happens to workers."""
+
+    def publish_later(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any],
+                      envelope: str | None, due_ms: int, task_id: str) -> None: ...
 
 
 class Extension:
-    """Subclass and override the hooks you need; every hook defaults to doing nothing."""
+    """Subclass and override what you need; every hook defaults to doing nothing."""
 
     name = "extension"
-
-    def on_publish(self, message: Message) -> None:
-        return None
+    helpers: type | None = None
+    """A class (no ``__init__`` arguments) whose methods join ``ctx.crux``."""
 
     def on_received(self, execution: Execution) -> None:
+        return None
+
+    def on_process_init(self, worker: Worker) -> None:
         return None
 
     def on_execution_open(self, execution: Execution) -> None:
@@ -83,6 +115,12 @@ class Extension:
         return None
 
     def on_worker_shutdown(self, worker: Worker) -> None:
+        return None
+
+    def route_child(self, ctx: ActiveContext, call: ChildCall) -> AsyncResult[Any] | None:
+        return None
+
+    def deferred_publisher(self) -> DeferredPublisher | None:
         return None
 
 
@@ -105,14 +143,14 @@ class Extensions:
         """The first registered extension of ``kind``."""
         return next((e for e in self._items if isinstance(e, kind)), None)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Extension]:
         return iter(self._items)
-
-    def publish(self, message: Message) -> None:
-        self._dispatch("on_publish", message)
 
     def received(self, execution: Execution) -> None:
         self._dispatch("on_received", execution)
+
+    def process_init(self, worker: Worker) -> None:
+        self._dispatch("on_process_init", worker)
 
     def execution_open(self, execution: Execution) -> None:
         self._dispatch("on_execution_open", execution)
@@ -126,6 +164,23 @@ class Extensions:
     def worker_shutdown(self, worker: Worker) -> None:
         # in reverse, like middleware unwinding: the last registered stops first
         self._dispatch("on_worker_shutdown", worker, reverse=True)
+
+    def route_child(self, ctx: ActiveContext, call: ChildCall) -> AsyncResult[Any] | None:
+        for extension in self._items:
+            routed = extension.route_child(ctx, call)
+            if routed is not None:
+                return routed
+        return None
+
+    def deferred_publisher(self) -> DeferredPublisher | None:
+        for extension in self._items:
+            publisher = extension.deferred_publisher()
+            if publisher is not None:
+                return publisher
+        return None
+
+    def helper_classes(self) -> tuple[type, ...]:
+        return tuple(e.helpers for e in self._items if e.helpers is not None)
 
     def _dispatch(self, hook: str, *args: Any, reverse: bool = False) -> None:
         items = reversed(self._items) if reverse else self._items

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from cruxcelery.core import registry
 from cruxcelery.telemetry.exporter import FlushResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,19 +57,15 @@ def budget(total_s: float) -> Iterator[FlushBudget]:
 def flush_observability(timeout_s: float | None = None) -> FlushResult:
     """Deliver pending records of every ``Crux`` in this process, bounded by ``timeout_s``
     (default ``CRUX_FLUSH_TIMEOUT_S``). Never raises."""
-    from cruxcelery.core.runtime import Runtime
-
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else _default_timeout())
     result = FlushResult()
-    for runtime in Runtime.instances():
+    for runtime in registry.instances():
         result = result.merge(runtime.flush(max(deadline - time.monotonic(), 0.0)))
     return result
 
 
 def _default_timeout() -> float:
-    from cruxcelery.core.runtime import Runtime
-
-    runtime = Runtime.current()
+    runtime = registry.current()
     return runtime.settings.flush_timeout_s if runtime is not None else 3.0
 
 

@@ -1,7 +1,9 @@
-"""Celery signal handlers: inject the envelope on publish, open and close every execution of an
-app's task for the runtime's extensions, restore the context of plain tasks, keep it active until
-``task_postrun``, and tell extensions when a worker is ready or shuts down. They never raise into
-Celery."""
+"""Celery signal handlers, the one place the core hears Celery: inject the envelope on publish,
+open and close every execution of an app's task for the runtime's extensions (with the one
+``Outcome``, inside the action's redaction scope), hear the outcomes the worker's main process
+decides (a revoke, a hard time limit, a lost pool process), restore the context of plain tasks,
+keep it active until ``task_postrun``, and tell extensions when a process starts, a worker is
+ready or shuts down. They never raise into Celery."""
 
 from __future__ import annotations
 
@@ -9,28 +11,35 @@ import logging
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
 from celery import signals, states
+from celery.exceptions import TaskRevokedError, TimeLimitExceeded, WorkerLostError
 
-from cruxcelery.core import boundaries, execution
+from cruxcelery.core import boundaries, execution, registry
+from cruxcelery.core.actions import CruxTask
 from cruxcelery.core.args import with_ids
 from cruxcelery.core.context import ActiveContext, current, enter
 from cruxcelery.core.envelope import HEADER
-from cruxcelery.core.extensions import Execution, Message, Worker
-from cruxcelery.core.outcomes import classify
+from cruxcelery.core.extensions import Execution, Worker
+from cruxcelery.core.outcomes import Outcome, classify, decided_by_worker, interrupted
 from cruxcelery.core.publishing import is_quiet, pending_envelope
+from cruxcelery.telemetry import redaction
 from cruxcelery.telemetry.spans import RunRef, Segment, SpanRef
 
 if TYPE_CHECKING:
     from cruxcelery.core.runtime import Runtime
 
-log = logging.getLogger("cruxcelery.core.hooks")
+log = logging.getLogger("cruxcelery.hooks")
 _install_lock = threading.Lock()
 _installed = False
+RECEIVED_KEPT = 10_000
+"""The main process remembers this many reserved executions, to close those it decides the end of."""
 
 
 def _guarded(fn: Callable[..., None]) -> Callable[..., None]:
@@ -54,6 +63,10 @@ def install() -> None:
         signals.task_received.connect(on_received, weak=False)
         signals.task_prerun.connect(on_prerun, weak=False)
         signals.task_postrun.connect(on_postrun, weak=False)
+        signals.task_failure.connect(on_failure, weak=False)
+        signals.task_revoked.connect(on_revoked, weak=False)
+        signals.worker_init.connect(on_worker_init, weak=False)
+        signals.worker_process_init.connect(on_process_init, weak=False)
         signals.worker_ready.connect(on_worker_ready, weak=False)
         signals.worker_shutting_down.connect(on_worker_shutting_down, weak=False)
         signals.worker_process_shutdown.connect(on_worker_process_exit, weak=False)
@@ -61,37 +74,26 @@ def install() -> None:
         _installed = True
 
 
-def _runtime_for(app: Any) -> Runtime | None:
-    from cruxcelery.core.runtime import Runtime
-
-    return Runtime.for_app(app)
-
+# -- publishing --------------------------------------------------------------------------------
 
 @_guarded
 def on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
-    """Inject the envelope at the top level of the headers, then tell the extensions.
+    """Inject the envelope at the top level of the headers.
 
     An envelope already there is kept (a child's retry re-sends its boundary unchanged), except
     when the execution that owns its run publishes its own task id again (a retry or a
     ``self.replace``): that message resumes the run. A replacement of a child takes the child's
     place: it carries the envelope the child arrived with."""
-    from cruxcelery.core.runtime import Runtime
-
-    if not isinstance(headers, dict):
+    if not isinstance(headers, dict) or is_quiet():
         return
     ctx = current()
-    runtime = ctx.runtime if ctx is not None else Runtime.current()
+    runtime = ctx.runtime if ctx is not None else registry.current()
     if runtime is None:
         return
-    if not is_quiet():
-        envelope = _outgoing_envelope(ctx, headers)
-        if envelope is not None:
-            headers[HEADER] = runtime.codec.encode(envelope)
-            _show_ids(headers, envelope)
-    runtime.extensions.publish(Message(
-        task_name=str(headers.get("task") or sender), task_id=headers.get("id"), headers=headers,
-        envelope=runtime.codec.decode(headers.get(HEADER)) if HEADER in headers else None,
-    ))
+    envelope = _outgoing_envelope(ctx, headers)
+    if envelope is not None:
+        headers[HEADER] = runtime.codec.encode(envelope)
+        _show_ids(headers, envelope)
 
 
 def _show_ids(headers: dict[str, Any], envelope: Any) -> None:
@@ -117,18 +119,94 @@ def _outgoing_envelope(ctx: ActiveContext | None, headers: dict[str, Any]) -> An
     return envelope
 
 
+# -- the worker's main process -----------------------------------------------------------------
+
+@dataclass
+class _Received:
+    runtime: Runtime
+    execution: Execution
+
+
+class _ReceivedExecutions:
+    """Reserved executions, newest last, bounded: the main process closes the ones whose end it
+    decides (``task_failure`` there carries no request)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, _Received] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, task_id: str, item: _Received) -> None:
+        with self._lock:
+            self._items[task_id] = item
+            self._items.move_to_end(task_id)
+            while len(self._items) > RECEIVED_KEPT:
+                self._items.popitem(last=False)
+
+    def pop(self, task_id: str) -> _Received | None:
+        with self._lock:
+            return self._items.pop(task_id, None)
+
+
+_received = _ReceivedExecutions()
+
+
 @_guarded
 def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     """A worker reserved a message (its main process): tell the extensions."""
     task = getattr(request, "task", None)
-    runtime = _runtime_for(getattr(task, "app", None) or getattr(sender, "app", None))
+    runtime = registry.for_app(getattr(task, "app", None) or getattr(sender, "app", None))
     if runtime is None or request is None:
         return
     headers = getattr(request, "request_dict", None) or {}
     envelope = runtime.codec.decode(headers.get(HEADER))
     name = str(headers.get("task") or getattr(task, "name", None) or request.name)  # request.name may be a shadow
     runtime.extensions.received(Execution(task, request.id, name, request, envelope))
+    # kept without the request: the main process may have to close it (see on_failure, on_revoked)
+    _received.add(str(request.id), _Received(runtime, Execution(task, request.id, name, None, envelope)))
 
+
+@_guarded
+def on_failure(sender: Any = None, task_id: str | None = None, exception: BaseException | None = None,
+               **_: Any) -> None:
+    """A failure the main process decided (a hard time limit, a pool process lost for good). The
+    failures of a running task are closed by its own ``task_postrun``."""
+    if task_id is None or not isinstance(exception, TimeLimitExceeded | WorkerLostError):
+        return
+    if execution.is_open(task_id):  # the process running the task closes it
+        return
+    _close_decided(task_id, decided_by_worker(exception, sender), sender, None)
+
+
+@_guarded
+def on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    """A revoke the main process applied (before the task ran, or by terminating it)."""
+    task_id = getattr(request, "id", None)
+    if task_id is None:
+        return
+    _close_decided(str(task_id), decided_by_worker(TaskRevokedError(f"task {task_id} was revoked"), sender),
+                   sender, request)
+
+
+def _close_decided(task_id: str, outcome: Outcome, task: Any, request: Any) -> None:
+    received = _received.pop(task_id)
+    if received is not None:
+        runtime, decided = received.runtime, received.execution
+    else:
+        found = registry.for_app(getattr(task, "app", None))
+        if found is None or request is None:
+            return
+        runtime = found
+        decided = Execution(task, task_id, str(getattr(task, "name", "")), request,
+                            execution.read_envelope(runtime, request))
+    envelope = decided.envelope
+    if outcome.terminal and envelope is not None and envelope.kind == "continuation":
+        segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))
+        boundaries.finished(segment, envelope, outcome.span_status, outcome.span_error)
+    runtime.extensions.execution_close(decided, outcome)
+    runtime.flush(runtime.settings.boundary_flush_timeout_s)
+
+
+# -- the process running the task --------------------------------------------------------------
 
 @dataclass
 class _Open:
@@ -152,9 +230,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
     if task_id is None:
         return
     execution.enter_frame(task_id)
-    from cruxcelery.core.actions import CruxTask
-
-    runtime = _runtime_for(getattr(task, "app", None))
+    runtime = registry.for_app(getattr(task, "app", None))
     if runtime is None:
         return
     request = task.request
@@ -178,57 +254,89 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
 @_guarded
 def on_postrun(sender: Any = None, task_id: str | None = None, task: Any = None, retval: Any = None,
                state: str | None = None, **_: Any) -> None:
-    """Classify how the execution ended (the one ``Outcome``), acknowledge a plain task's boundary,
-    tell the extensions, then restore the context from before prerun."""
+    """Close the execution with its one ``Outcome`` (an action classified its own; a plain task's
+    is classified here; no state means the process is going away mid-task), acknowledge a plain
+    task's boundary, tell the extensions inside the action's redaction scope, then restore the
+    context from before prerun."""
     if task_id is None:
         return
     try:
         opened = _open.by_task.pop(task_id, None)
+        settled = execution.take_settled(task_id)
+        _received.pop(task_id)  # a solo or thread pool: this process received it too
         if opened is None:
             return
-        error = retval if state != states.SUCCESS and isinstance(retval, BaseException) else None
-        outcome = classify(error, task, opened.execution.request, None if error else retval)
+        if settled is not None:
+            outcome = settled.outcome
+        elif state is None:
+            outcome = interrupted(retval if isinstance(retval, BaseException) else None)
+        else:
+            error = retval if state != states.SUCCESS and isinstance(retval, BaseException) else None
+            outcome = classify(error, task, opened.execution.request, None if error else retval)
         envelope = opened.execution.envelope
         if opened.plain is not None and envelope is not None and outcome.terminal:
             boundaries.finished(opened.plain, envelope, outcome.span_status, outcome.span_error)
-        opened.runtime.extensions.execution_close(opened.execution, outcome)
-        if opened.plain is not None:
-            opened.runtime.flush()
+        secrets = settled.secrets if settled is not None else ()
+        with redaction.secrets(secrets) if secrets else nullcontext():
+            opened.runtime.extensions.execution_close(opened.execution, outcome)
+            if opened.plain is not None:
+                opened.runtime.flush()
     finally:
         execution.exit_frame(task_id)
 
 
-def _worker(app: Any, main: bool, clean: bool = True) -> Worker:
-    return Worker(app=app, hostname=socket.gethostname(), main=main, clean=clean)
+# -- workers -----------------------------------------------------------------------------------
+
+class _Process:
+    prefork_parent = False  # this process is a prefork worker's main process: its children run the tasks
+
+
+_PROCESS = _Process()
+
+
+def _worker(app: Any, *, main: bool, clean: bool = True, hostname: str | None = None) -> Worker:
+    return Worker(app=app, hostname=hostname or socket.gethostname(), main=main, clean=clean,
+                  executes=not (main and _PROCESS.prefork_parent))
+
+
+@_guarded
+def on_worker_init(sender: Any = None, **_: Any) -> None:
+    """The worker starts (main process): remember whether a prefork pool runs its tasks."""
+    from celery.concurrency.prefork import TaskPool  # celery's prefork pool, imported only by a worker
+
+    pool_cls = getattr(sender, "pool_cls", None)
+    _PROCESS.prefork_parent = isinstance(pool_cls, type) and issubclass(pool_cls, TaskPool)
+
+
+@_guarded
+def on_process_init(sender: Any = None, **_: Any) -> None:
+    """A process that executes tasks starts: a prefork pool child after fork, or a solo pool's."""
+    _PROCESS.prefork_parent = False
+    for runtime in registry.instances():
+        runtime.extensions.process_init(_worker(runtime.app, main=False))
 
 
 @_guarded
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
     """The worker's consumer is ready (main process): extensions start what they run there."""
-    from cruxcelery.core.runtime import Runtime
-
     app = getattr(sender, "app", None)
-    for runtime in Runtime.instances():
+    for runtime in registry.instances():
         if app is None or runtime.app is app:
             hostname = str(getattr(sender, "hostname", "") or socket.gethostname())
-            runtime.extensions.worker_ready(Worker(app=runtime.app, hostname=hostname, main=True))
+            runtime.extensions.worker_ready(_worker(runtime.app, main=True, hostname=hostname))
 
 
 @_guarded
 def on_worker_shutting_down(sender: Any = None, **_: Any) -> None:
     """The main process starts a shutdown: flush what it holds (pool children flush on exit)."""
-    from cruxcelery.core.runtime import Runtime
-
-    for runtime in Runtime.instances():
+    for runtime in registry.instances():
         runtime.flush()
 
 
 @_guarded
 def on_worker_process_exit(sender: Any = None, **_: Any) -> None:
     """A pool process exits."""
-    from cruxcelery.core.runtime import Runtime
-
-    for runtime in Runtime.instances():
+    for runtime in registry.instances():
         runtime.extensions.worker_shutdown(_worker(runtime.app, main=False))
 
 
@@ -236,10 +344,8 @@ def on_worker_process_exit(sender: Any = None, **_: Any) -> None:
 def on_worker_exit(sender: Any = None, **_: Any) -> None:
     """The worker exits (``sender.exitcode``: 0 or None after a warm or cold shutdown, 1 after an
     unrecoverable error, such as kombu failing to requeue its reserved messages)."""
-    from cruxcelery.core.runtime import Runtime
-
     app = getattr(sender, "app", None)
     clean = getattr(sender, "exitcode", None) in (None, 0)
-    for runtime in Runtime.instances():
+    for runtime in registry.instances():
         if app is None or runtime.app is app:
             runtime.extensions.worker_shutdown(_worker(runtime.app, main=True, clean=clean))

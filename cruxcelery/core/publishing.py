@@ -13,6 +13,7 @@ from celery import Task
 
 from cruxcelery.core import args as action_args
 from cruxcelery.core import boundaries, context
+from cruxcelery.core.actions import CruxTask, flower_options
 from cruxcelery.core.envelope import Envelope
 from cruxcelery.errors import CruxError
 
@@ -62,8 +63,6 @@ def message(app: Any, task: Task[Any, Any] | str, args: Any) -> tuple[str, tuple
 def _message(app: Any, task: Task[Any, Any] | str,
              args: Any) -> tuple[str, tuple[Any, ...], dict[str, Any], Any]:
     """``message()`` and the validated value (what Flower's reprs summarise)."""
-    from cruxcelery.core.actions import CruxTask
-
     target = app.tasks.get(task) if isinstance(task, str) else task
     if isinstance(target, CruxTask):
         value = action_args.coerce(target.crux_args_model, () if args is None else (args,), {}, target.name)
@@ -76,8 +75,6 @@ def send(
     ctx: context.ActiveContext, task: Task[Any, Any] | str, args: Any, options: dict[str, Any]
 ) -> AsyncResult[Any]:
     """Publish now, through the task's own ``apply_async`` when this process knows the task."""
-    from cruxcelery.core.actions import flower_options
-
     app = ctx.runtime.app
     name, positional, keywords, value = _message(app, task, args)
     target = app.tasks.get(name) if isinstance(task, str) else task

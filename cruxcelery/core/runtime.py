@@ -1,33 +1,31 @@
 """``Runtime``: binds one Celery app; owns settings, the envelope codec, the recorder (and its
-exporters), the extensions and the signal hooks. Nothing happens before it is constructed. It
-knows nothing of flows: they plug in through the extension seam (``cruxcelery.core.extensions``)."""
+exporters), the extensions, the ``ctx.crux`` helpers and the signal hooks. Nothing happens before
+it is constructed. It knows no plug-in: flows, delivery and agents come through the extension seam
+(``cruxcelery.core.extensions``), registered by the composition root ``cruxcelery.crux``."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-import weakref
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from celery import Celery
 from pydantic import BaseModel
 
-from cruxcelery.core import flushing, hooks
-from cruxcelery.core.actions import ActionContext, CruxTask, make_action
+from cruxcelery.core import flushing, helpers, hooks, registry
+from cruxcelery.core.actions import CruxTask, make_action
+from cruxcelery.core.context import ActionContext
 from cruxcelery.core.envelope import EnvelopeCodec
-from cruxcelery.core.extensions import Extension, Extensions
-from cruxcelery.core.scheduling import DeferredPublisher
-from cruxcelery.delivery import extension as telemetry_setup
-from cruxcelery.delivery.extension import TelemetryDelivery
+from cruxcelery.core.extensions import DeferredPublisher, Extension, Extensions
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.settings import CruxSettings
+from cruxcelery.telemetry import redaction
 from cruxcelery.telemetry.exporter import FlushResult, RecordExporter
 from cruxcelery.telemetry.recorder import Recorder
 from cruxcelery.telemetry.sinks import JsonlFileSink
 
-__all__ = ["Runtime", "TelemetryDelivery", "refuse_pickle"]
+__all__ = ["Runtime", "configure_redaction", "refuse_pickle"]
 
 log = logging.getLogger("cruxcelery")
 
@@ -39,9 +37,6 @@ _SERIALIZER_KEYS = ("accept_content", "result_accept_content", "task_serializer"
 
 class Runtime:
     """The cruxcelery runtime for one Celery app (``cruxcelery.Crux`` adds flows to it)."""
-
-    _created: ClassVar[list[weakref.ReferenceType[Runtime]]] = []  # in creation order
-    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, app: Celery, settings: CruxSettings | None = None) -> None:
         refuse_pickle(app)
@@ -55,56 +50,48 @@ class Runtime:
         self.recorder = Recorder(enabled=self.settings.telemetry_enabled)
         if self.settings.records_file:
             self.recorder.add_exporter(JsonlFileSink(self.settings.records_file))
-        telemetry_setup.configure_redaction(self.settings)
-        delivery = telemetry_setup.build(self.settings, app.conf.broker_url)
-        if delivery.exporter is not None:
-            self.recorder.add_exporter(delivery.exporter)
+        configure_redaction(self.settings)
         self.extensions = Extensions()
-        self.extensions.add(TelemetryDelivery(self, delivery.spool_url))
-        # delays longer than one countdown hop go through this (the flow timers, when present)
-        self.deferred: DeferredPublisher | None = None
-        app._cruxcelery = self  # type: ignore[attr-defined]
-        with Runtime._lock:
-            Runtime._created = [*(ref for ref in Runtime._created if ref() is not None), weakref.ref(self)]
+        self.helpers: helpers.CruxHelpers = helpers.compose(())
+        registry.register(self)
         hooks.install()
 
-    # -- registry ------------------------------------------------------------------------------
+    # -- registry (cruxcelery.core.registry) ----------------------------------------------------
     @classmethod
     def current(cls) -> Runtime | None:
         """The most recently created runtime of this process that is still alive."""
-        for ref in reversed(Runtime._created):
-            runtime = ref()
-            if runtime is not None:
-                return runtime
-        return None
+        return registry.current()
 
     @classmethod
     def for_app(cls, app: Any) -> Runtime | None:
-        runtime = getattr(app, "_cruxcelery", None)
-        return runtime if isinstance(runtime, Runtime) else None
+        return registry.for_app(app)
 
     @classmethod
     def instances(cls) -> list[Runtime]:
-        return [runtime for ref in Runtime._created if (runtime := ref()) is not None]
+        return registry.instances()
 
     def make_current(self) -> None:
         """Make this the runtime that ``current()`` returns (module-level functions such as
         ``signal_flow`` and ``with_context`` use it). By default the most recently created one is."""
-        with Runtime._lock:
-            Runtime._created = [*(ref for ref in Runtime._created if ref() not in (None, self)), weakref.ref(self)]
+        registry.make_current(self)
 
     def close(self) -> None:
         """Forget this runtime: it is no longer ``current()`` and its app no longer has one
         (for tests and short-lived scripts that build several)."""
-        with Runtime._lock:
-            Runtime._created = [ref for ref in Runtime._created if ref() not in (None, self)]
-        if getattr(self.app, "_cruxcelery", None) is self:
-            del self.app._cruxcelery
+        registry.forget(self)
 
     # -- extensions ------------------------------------------------------------------------------
     def add_extension(self, extension: Extension) -> None:
-        """Register a lifecycle extension (see ``cruxcelery.core.extensions``)."""
+        """Register a lifecycle extension (see ``cruxcelery.core.extensions``); its ``ctx.crux``
+        helpers, if any, join the others."""
         self.extensions.add(extension)
+        if extension.helpers is not None:
+            self.helpers = helpers.compose(self.extensions.helper_classes())
+
+    @property
+    def deferred(self) -> DeferredPublisher | None:
+        """What publishes delays longer than one countdown hop (an extension's: the flow timers)."""
+        return self.extensions.deferred_publisher()
 
     def extension(self, kind: type[E]) -> E | None:
         return self.extensions.find(kind)
@@ -177,6 +164,11 @@ class Runtime:
 def _frozen(value: Any) -> Any:
     """A setting's value as it is now (a list changed in place later compares unequal)."""
     return tuple(str(v) for v in value) if isinstance(value, list | tuple | set | frozenset) else value
+
+
+def configure_redaction(settings: CruxSettings) -> None:
+    """The process-wide redactor: the default patterns and ``CRUX_REDACT_PATTERNS``."""
+    redaction.configure(patterns=(*redaction.DEFAULT_PATTERNS, *settings.redact_patterns))
 
 
 def refuse_pickle(app: Celery) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from celery import Task
 from celery.result import AsyncResult
 
 from cruxcelery.core import context
 from cruxcelery.core.envelope import Envelope
+from cruxcelery.core.publishing import message, publish, send_now
 from cruxcelery.errors import CruxError, NotInAction
 
 if TYPE_CHECKING:
@@ -23,13 +24,6 @@ if TYPE_CHECKING:
 
 MAX_HOP_S = 300.0
 log = logging.getLogger("cruxcelery")
-
-
-class DeferredPublisher(Protocol):
-    """Publishes a task message at a later time, at least once, whatever happens to workers."""
-
-    def publish_later(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any],
-                      envelope: str | None, due_ms: int, task_id: str) -> None: ...
 
 
 def hop_s(runtime: Runtime) -> float:
@@ -50,8 +44,6 @@ class Scheduler:
         trace (a ``runtime.celery.schedule`` span). By default the task starts its own run,
         linked to that span; with ``observability=capture_context()`` it continues that run in a
         new segment."""
-        from cruxcelery.core.publishing import publish, send_now
-
         ctx = context.current()
         if ctx is None:
             raise NotInAction("ctx.crux.scheduler.run_after needs an active Crux action")
@@ -73,14 +65,13 @@ def send_deferred(ctx: context.ActiveContext, task: Task[Any, Any] | str, args: 
                    envelope: Envelope) -> AsyncResult[Any]:
     """A ``publishing.Sender`` that hands the message to the runtime's deferred publisher, due
     ``options["countdown"]`` seconds from now."""
-    from cruxcelery.core.publishing import message
-
     runtime = ctx.runtime
-    assert runtime.deferred is not None
+    deferred = runtime.deferred
+    assert deferred is not None
     name, positional, keywords = message(runtime.app, task, args)
     rest = dict(options)
     delay_s = float(rest.pop("countdown"))
     task_id = str(rest.pop("task_id", None) or uuid.uuid4())
-    runtime.deferred.publish_later(name, positional, keywords, rest, runtime.codec.encode(envelope),
+    deferred.publish_later(name, positional, keywords, rest, runtime.codec.encode(envelope),
                                    int((time.time() + delay_s) * 1000), task_id)
     return AsyncResult(task_id, app=runtime.app)

@@ -19,7 +19,8 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cruxcelery.devtools import fastjson, queries
+import cruxcelery.devtools.fastjson as fastjson
+import cruxcelery.devtools.queries as queries
 from cruxcelery.devtools.auth import COOKIE, TokenGate
 from cruxcelery.devtools.batch import BatchError, split_batch
 from cruxcelery.devtools.database import Database

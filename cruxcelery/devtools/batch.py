@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cruxcelery.devtools import fastjson
+import cruxcelery.devtools.fastjson as fastjson
 from cruxcelery.devtools.fastjson import HAVE_ORJSON
 from cruxcelery.telemetry.records import SCHEMA_VERSION
 

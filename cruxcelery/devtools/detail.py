@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cruxcelery.devtools import fastjson
+import cruxcelery.devtools.fastjson as fastjson
 from cruxcelery.devtools.graph import Diagnostic, RunGraph, SegmentNode, SpanNode
 from cruxcelery.devtools.models import RunOut, SegmentOut
 from cruxcelery.devtools.timeutil import iso, parse_ms

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cruxcelery.devtools import fastjson
+import cruxcelery.devtools.fastjson as fastjson
 from cruxcelery.devtools.timeutil import parse_ms
 from cruxcelery.devtools.validation import Identity
 

@@ -84,7 +84,7 @@ def serve(host: str = "127.0.0.1", port: int = 4400, db: str | None = None, redi
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     config = DevtoolsConfig(db=path, token=token if not is_loopback(host) else None)
     if redis_url:
-        from cruxcelery.devtools.flowstore import RedisFlowSnapshots
+        from cruxcelery.devtools.flowstore import RedisFlowSnapshots  # optional: needs the redis client
 
         prefix = os.environ.get("CRUX_KEY_PREFIX", "crux")
         config.spool_redis_url, config.spool_key = redis_url, f"{prefix}:telemetry"

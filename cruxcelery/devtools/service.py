@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cruxcelery.devtools import fastjson, queries
+import cruxcelery.devtools.fastjson as fastjson
+import cruxcelery.devtools.queries as queries
 from cruxcelery.devtools.batch import RawRecord
 from cruxcelery.devtools.database import Database
 from cruxcelery.devtools.detail import Fragments, detail_json, run_out, segment_order, segment_out

@@ -17,7 +17,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from cruxcelery.devtools import fastjson
+import cruxcelery.devtools.fastjson as fastjson
 from cruxcelery.devtools.batch import RawRecord
 from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.telemetry.http.breaker import CircuitBreaker

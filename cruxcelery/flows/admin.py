@@ -21,14 +21,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cruxcelery.core import registry
 from cruxcelery.errors import CruxError
 from cruxcelery.flows.errors import FlowError, VersionConflict
+from cruxcelery.flows.extension import FlowsExtension
 from cruxcelery.flows.guard import typed
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.flows.store.keys import validate_flow_id
 
 if TYPE_CHECKING:
-    from cruxcelery.crux import Crux
+    from cruxcelery.core.runtime import Runtime
     from cruxcelery.flows.manager import FlowRuntime
 
 __all__ = ["FlowNotRetryable", "retry", "retry_flow"]
@@ -87,12 +89,11 @@ def _keep(flows: FlowRuntime, snap: FlowSnapshot) -> None:
     pipe.execute()
 
 
-def retry_flow(flow_id: str, *, crux: Crux | None = None) -> FlowSummary:
+def retry_flow(flow_id: str, *, crux: Runtime | None = None) -> FlowSummary:
     """Run a ``failed`` flow again from its first unrecorded step; returns its summary (``pending``).
     Uses the most recent ``Crux`` in the process unless given one."""
-    from cruxcelery.crux import Crux
-
-    runtime = crux or Crux.current()
-    if runtime is None:
+    runtime = crux or registry.current()
+    extension = runtime.extension(FlowsExtension) if runtime is not None else None
+    if extension is None:
         raise CruxError("no Crux(app) in this process: build one with Crux(celery_app) first")
-    return retry(runtime.flows, flow_id)
+    return retry(extension.flows, flow_id)

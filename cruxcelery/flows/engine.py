@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery.core import flushing
 from cruxcelery.core.actions import action_context
 from cruxcelery.core.context import ActiveContext, activate
-from cruxcelery.core.publishing import publish
 from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
     FlowCancelled,
@@ -24,6 +22,7 @@ from cruxcelery.flows.errors import (
 )
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS, EngineInterrupted, guarded
 from cruxcelery.flows.lease_renewer import HeldLease, renewer
+from cruxcelery.flows.routing import OutsideStep, routing
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
@@ -164,13 +163,12 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
     segment, span, run_started = _open_segment(flows, snap, reason)
     ctx = ActiveContext(flows.crux, segment, span.ref, snap.name, run_started, span=span, owner=True,
                         flow_id=snap.flow_id)
-    ctx = replace(ctx, step_hook=OutsideStep(ctx))
     run = FlowRun(guarded(flows.store), snap, segment, span, ctx, flows.timers, handle.signals)
     try:
         run.begin()
-        with activate(ctx):
+        with activate(ctx), routing(OutsideStep(ctx)):
             output = handle.call(FlowScope(run, handle.args.model_validate(snap.input)),
-                                 action_context(handle.task, None))
+                                 action_context(flows.crux, handle.task, None))
             output = lossless("the flow's return value", output)
         run.save(status="completed", output=output, waiting=None, suspended_at=None)
         span.artifact("output", output)
@@ -219,25 +217,6 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         if run.snap.parent_flow_id:
             flows.resume(run.snap.parent_flow_id, "child_flow")
     return outcome
-
-
-class OutsideStep:
-    """The ``run_action`` hook of a flow body outside any step: it publishes as usual, and warns
-    once per execution that the call repeats on every resume (wrap it in ``scope.step``)."""
-
-    def __init__(self, ctx: ActiveContext) -> None:
-        self._ctx = ctx
-        self._warned = False
-
-    def warn(self, what: str) -> None:
-        if not self._warned:
-            self._warned = True
-            log.warning("cruxcelery: %s called outside a step in flow %s runs again on every resume; "
-                        "wrap it in scope.step(...) to run it once", what, self._ctx.flow_id)
-
-    def __call__(self, label: str, task: Any, args: Any, options: dict[str, Any]) -> Any:
-        self.warn(f"run_action({label!r})")
-        return publish(self._ctx, label, task, args, options, kind="task")
 
 
 def error_info(exc: BaseException) -> ErrorInfo:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cruxcelery.core.outcomes import ControlFlow
 from cruxcelery.errors import CruxError, structured_errors
 
 
@@ -58,17 +59,17 @@ class InvalidCursor(FlowError, ValueError):
     """A ``list_flows`` cursor was not produced by ``list_flows``."""
 
 
-class FlowControl(BaseException):
+class FlowControl(ControlFlow):
     """Root of the engine's unwinding signals. Not an ``Exception``: user code cannot swallow it.
-    ``crux_span_status`` is how a span this unwinds ends (control flow is not an error)."""
+    ``span_status`` is how a span this unwinds ends (control flow is not an error)."""
 
-    crux_span_status = "suspended"
+    span_status = "suspended"
 
 
 class VersionConflict(FlowControl):
     """The stored snapshot's version is not the one the writer read: someone else wrote first."""
 
-    crux_span_status = "cancelled"
+    span_status = "cancelled"
 
     def __init__(self, flow_id: str, expected: int, actual: int | None) -> None:
         super().__init__(f"flow {flow_id!r}: expected version {expected}, stored version is {actual}")
@@ -80,7 +81,7 @@ class VersionConflict(FlowControl):
 class LeaseLost(FlowControl):
     """The execution lease expired or was taken by another execution: this one stops."""
 
-    crux_span_status = "cancelled"
+    span_status = "cancelled"
 
 
 class FlowSuspended(FlowControl):
@@ -94,7 +95,7 @@ class FlowCancelled(FlowControl):
         super().__init__(reason)
         self.reason = reason
 
-    crux_span_status = "cancelled"
+    span_status = "cancelled"
 
 
 class FlowWaiting(FlowControl):
@@ -104,7 +105,7 @@ class FlowWaiting(FlowControl):
 class FlowExpired(FlowControl):
     """A suspended flow's timeout passed before a signal arrived."""
 
-    crux_span_status = "cancelled"
+    span_status = "cancelled"
 
 
 class DuplicateStep(FlowError, ValueError):

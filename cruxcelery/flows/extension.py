@@ -1,16 +1,22 @@
-"""Flows as one runtime extension: durable children report their final outcome, and every worker
-runs the sweeper that recovers flows and fires timers."""
+"""Flows as one runtime extension: calls inside a step become durable children (``route_child``),
+durable children report their final outcome, delays longer than one countdown hop go to the flow
+timers (``deferred_publisher``), and every worker runs the sweeper that recovers flows and fires
+timers."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import cruxcelery.flows.routing as routing
 from cruxcelery.core.envelope import HEADER
-from cruxcelery.core.extensions import Execution, Extension, Worker
+from cruxcelery.core.extensions import ChildCall, DeferredPublisher, Execution, Extension, Worker
 from cruxcelery.core.outcomes import Outcome
 from cruxcelery.flows.handle import FLOW_TASK_PREFIX
 
 if TYPE_CHECKING:
+    from celery.result import AsyncResult
+
+    from cruxcelery.core.context import ActiveContext
     from cruxcelery.flows.manager import FlowRuntime
 
 
@@ -38,14 +44,25 @@ class FlowsExtension(Extension):
         self.flows.store.claim(execution.task_id, self.flows.sweeper.worker_id, message)
 
     def on_execution_close(self, execution: Execution, outcome: Outcome) -> None:
-        """A durable step's child ended for good (in whichever worker ran it): store its outcome
-        once and resume the flow. A retry or a replacement reports nothing yet."""
+        """A durable step's child ended for good (in whichever worker ran it, or decided by its
+        worker's main process): store its outcome once and resume the flow. A retry, a
+        replacement or a process going away mid-task reports nothing yet and keeps its claim (the
+        retry's message claims the same task id)."""
+        if not outcome.terminal:
+            return
         if execution.task_id is not None and _must_not_be_lost(execution):
             self.flows.store.unclaim(execution.task_id)
         envelope = execution.envelope
-        if envelope is None or envelope.flow_id is None or envelope.flow_step is None or not outcome.terminal:
+        if envelope is None or envelope.flow_id is None or envelope.flow_step is None:
             return
         self.flows.report_child(envelope.flow_id, envelope.flow_step, execution.task_id, outcome)
+
+    def route_child(self, ctx: ActiveContext, call: ChildCall) -> AsyncResult[Any] | None:
+        route = routing.current()
+        return route(call) if route is not None else None
+
+    def deferred_publisher(self) -> DeferredPublisher:
+        return self.flows.timers
 
     def on_worker_ready(self, worker: Worker) -> None:
         self.flows.on_worker_ready()

@@ -25,7 +25,7 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, Oper
 class EngineInterrupted(FlowControl):
     """Redis or the broker failed under the engine: this execution stops, the flow stays resumable."""
 
-    crux_span_status = "cancelled"
+    span_status = "cancelled"
 
 
 def typed(fn: F) -> F:

@@ -18,12 +18,13 @@ from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import FlowTaskFailed
 from cruxcelery.flows.guard import typed
 from cruxcelery.flows.results import FlowResult, result_of
+from cruxcelery.flows.routing import warn_outside_step
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.flows.store.keys import create_flow_id, validate_flow_id, validate_idempotency_key, validate_signal_name
 from cruxcelery.telemetry import otel
 
 if TYPE_CHECKING:
-    from cruxcelery.core.actions import ActionContext
+    from cruxcelery.core.context import ActionContext
     from cruxcelery.flows.manager import FlowRuntime
     from cruxcelery.flows.scope import FlowScope
 
@@ -85,8 +86,7 @@ class FlowHandle(Generic[A]):
         if idempotency_key is not None:
             validate_idempotency_key(idempotency_key)
         ctx = current()
-        if ctx is not None and isinstance(ctx.step_hook, engine.OutsideStep):
-            ctx.step_hook.warn(f"{self.name}.start()")
+        warn_outside_step(f"{self.name}.start()")
         trace: dict[str, str] = {}
         if ctx is not None:  # started inside a run: the flow is a child run of it
             trace = {"trace_id": ctx.run.trace_id, "operation_id": ctx.run.operation_id,

@@ -15,7 +15,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cruxcelery.core import scheduling
-from cruxcelery.core.context import activate
+from cruxcelery.core.context import activate, status_for
+from cruxcelery.core.extensions import ChildCall
 from cruxcelery.core.publishing import publish, send_now
 from cruxcelery.flows import durations
 from cruxcelery.flows.codec import lossless
@@ -33,6 +34,7 @@ from cruxcelery.flows.errors import (
 )
 from cruxcelery.flows.guard import interruptible
 from cruxcelery.flows.results import Retry
+from cruxcelery.flows.routing import routing
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.snapshot import StepRecord, Waiting
 from cruxcelery.flows.store.keys import child_key, step_id_for
@@ -124,8 +126,8 @@ class FlowScope(Generic[A]):
                         **({"fallback": True} if fallback else {})},
         )
 
-        def durable_child(child_label: str, task: Any, child_args: Any, options: dict[str, Any]) -> Any:
-            opts = dict(options)
+        def durable_child(call: ChildCall) -> Any:
+            child_label, task, child_args, opts = call.label, call.task, call.args, dict(call.options)
             later = after_child_failure and delay > 0
             if later:
                 opts["countdown"] = delay
@@ -148,12 +150,11 @@ class FlowScope(Generic[A]):
                 value = pending.get("output")
             else:
                 run.mark_running()
-                with activate(replace(run.ctx, span=span, parent=span.ref, step_hook=durable_child)):
+                with activate(replace(run.ctx, span=span, parent=span.ref)), routing(durable_child):
                     value = _call_step(fn, self)
             output = lossless(f"the output of step {label!r}", value)
         except BaseException as exc:
-            status = getattr(exc, "crux_span_status", None)
-            span.end(status if isinstance(status, str) else "error", None if status else exc)
+            span.end(*status_for(exc))
             raise
         span.artifact("output", output)
         span.end("ok")

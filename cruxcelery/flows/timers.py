@@ -24,7 +24,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from cruxcelery.core import args as action_args
 from cruxcelery.core import scheduling
+from cruxcelery.core.actions import CruxTask, flower_options
 from cruxcelery.core.publishing import outgoing, quiet
 from cruxcelery.flows.snapshot import FlowSnapshot
 from cruxcelery.flows.store.timers import Timer
@@ -147,9 +149,6 @@ class Timers:
 def _flower_options(app: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """A deferred message's options with the name and redacted reprs Flower shows (its args are
     the real values, secrets included)."""
-    from cruxcelery.core import args as action_args
-    from cruxcelery.core.actions import CruxTask, flower_options
-
     options = dict(payload.get("options") or {})
     args, kwargs = tuple(payload.get("args") or ()), dict(payload.get("kwargs") or {})
     target = app.tasks.get(payload["name"])

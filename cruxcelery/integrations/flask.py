@@ -1,5 +1,17 @@
-"""The documented import path of ``cruxcelery.integrations.web.flask``."""
+"""The documented import path of ``cruxcelery.integrations.web.flask``: the same module."""
 
-from cruxcelery.integrations.web.flask import EXTENSION_KEY, CruxCelery, CruxCeleryState, describe_flow, signal_errors
+import sys
+from typing import TYPE_CHECKING
 
-__all__ = ["EXTENSION_KEY", "CruxCelery", "CruxCeleryState", "describe_flow", "signal_errors"]
+__all__ = ["CruxCelery", "CruxCeleryState", "EXTENSION_KEY"]
+
+if TYPE_CHECKING:
+    from cruxcelery.integrations.web.flask import (
+        EXTENSION_KEY,
+        CruxCelery,
+        CruxCeleryState,
+    )
+else:
+    import cruxcelery.integrations.web.flask as moved
+
+    sys.modules[__name__] = moved

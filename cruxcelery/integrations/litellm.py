@@ -1,5 +1,18 @@
-"""The documented import path of ``cruxcelery.integrations.llm.litellm``."""
+"""The documented import path of ``cruxcelery.integrations.llm.litellm``: the same module."""
 
-from cruxcelery.integrations.llm.litellm import instrument_litellm, is_instrumented, uninstrument_litellm
+import sys
+from typing import TYPE_CHECKING
 
-__all__ = ["instrument_litellm", "is_instrumented", "uninstrument_litellm"]
+__all__ = ["SOURCE", "instrument_litellm", "is_instrumented", "uninstrument_litellm"]
+
+if TYPE_CHECKING:
+    from cruxcelery.integrations.llm.litellm import (
+        SOURCE,
+        instrument_litellm,
+        is_instrumented,
+        uninstrument_litellm,
+    )
+else:
+    import cruxcelery.integrations.llm.litellm as moved
+
+    sys.modules[__name__] = moved

@@ -12,6 +12,7 @@ class CruxCeleryConfig(AppConfig):  # type: ignore[misc]
     verbose_name = "cruxcelery"
 
     def ready(self) -> None:
+        # Django's hook: the app registry is ready only now (importing the package earlier is too soon)
         from cruxcelery.integrations.web.django import autodiscover_flows, setup
 
         setup()
