@@ -3,7 +3,8 @@
 import sys
 from typing import TYPE_CHECKING
 
-__all__ = ["MessageEvents", "SOURCE", "instrument_anthropic", "is_instrumented", "report_message", "uninstrument_anthropic"]
+__all__ = ["MessageEvents", "SOURCE", "instrument_anthropic", "is_instrumented", "report_message",
+           "uninstrument_anthropic"]
 
 if TYPE_CHECKING:
     from cruxcelery.integrations.llm.anthropic import (
