@@ -1,4 +1,4 @@
-"""Store a batch of records with a disposition per record (DESIGN.md section 7, Crux's contract).
+"""Store a batch of records with a disposition per record (Crux's ingest contract).
 
 - The batch is stored in one transaction. If the transaction itself fails (the file is locked, the
   disk is full...), it is rolled back and the records are stored one by one, each in its own

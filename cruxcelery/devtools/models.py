@@ -1,4 +1,4 @@
-"""The JSON API's shapes (DESIGN.md section 7: the routes and fields named there are a contract)."""
+"""The JSON API's shapes (the routes and fields of the README's Devtools section are a contract)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The JSON API of DESIGN.md section 7, against a real devtools server."""
+"""The JSON API (README, "Devtools"), against a real devtools server."""
 
 from __future__ import annotations
 

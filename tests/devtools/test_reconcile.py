@@ -1,4 +1,4 @@
-"""Reconciliation: one test per rule (DESIGN.md section 7, Crux's order). Each reads the run at a
+"""Reconciliation: one test per rule (Crux's order, as the README's Devtools section lists it). Each reads the run at a
 chosen instant through the service, and checks that the raw records are unchanged."""
 
 from __future__ import annotations
