@@ -59,18 +59,8 @@ def install() -> None:
     with _install_lock:
         if _installed:
             return
-        signals.before_task_publish.connect(on_publish, weak=False)
-        signals.task_received.connect(on_received, weak=False)
-        signals.task_prerun.connect(on_prerun, weak=False)
-        signals.task_postrun.connect(on_postrun, weak=False)
-        signals.task_failure.connect(on_failure, weak=False)
-        signals.task_revoked.connect(on_revoked, weak=False)
-        signals.worker_init.connect(on_worker_init, weak=False)
-        signals.worker_process_init.connect(on_process_init, weak=False)
-        signals.worker_ready.connect(on_worker_ready, weak=False)
-        signals.worker_shutting_down.connect(on_worker_shutting_down, weak=False)
-        signals.worker_process_shutdown.connect(on_worker_process_exit, weak=False)
-        signals.worker_shutdown.connect(on_worker_exit, weak=False)
+        for signal, handler in _HANDLERS.items():
+            getattr(signals, signal).connect(handler, weak=False)
         _installed = True
 
 
@@ -349,3 +339,12 @@ def on_worker_exit(sender: Any = None, **_: Any) -> None:
     for runtime in registry.instances():
         if app is None or runtime.app is app:
             runtime.extensions.worker_shutdown(_worker(runtime.app, main=True, clean=clean))
+
+
+_HANDLERS: dict[str, Callable[..., None]] = {  # Celery's signal -> ours
+    "before_task_publish": on_publish, "task_received": on_received, "task_prerun": on_prerun,
+    "task_postrun": on_postrun, "task_failure": on_failure, "task_revoked": on_revoked,
+    "worker_init": on_worker_init, "worker_process_init": on_process_init, "worker_ready": on_worker_ready,
+    "worker_shutting_down": on_worker_shutting_down, "worker_process_shutdown": on_worker_process_exit,
+    "worker_shutdown": on_worker_exit,
+}
