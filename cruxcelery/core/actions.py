@@ -172,7 +172,7 @@ def _redact_secrets_of(value: Any, found: list[Any], scope: ExitStack) -> None:
         scope.enter_context(redaction.secrets(found))
 
 
-def _settle(task_id: str | None, ex: execution.Execution, found: list[Any], exc: BaseException | None,
+def _settle(task_id: str | None, ex: execution.ActionExecution, found: list[Any], exc: BaseException | None,
             result: Any = None) -> None:
     """Close the execution's records and keep its one outcome for ``task_postrun``."""
     try:

@@ -35,7 +35,9 @@ def read_envelope(runtime: Runtime, request: Any) -> Envelope | None:
 
 
 @dataclass
-class Execution:
+class ActionExecution:
+    """An action's execution as its records see it: its context, its span, the envelope it came with."""
+
     ctx: ActiveContext
     span: CruxSpan
     envelope: Envelope | None
@@ -47,7 +49,7 @@ class Execution:
 def open_execution(
     runtime: Runtime, *, task: Any, request: Any, name: str, primitive: str,
     attributes: dict[str, Any], deadline_at: float | None = None,
-) -> Execution:
+) -> ActionExecution:
     task_name = str(task.name)
     envelope = read_envelope(runtime, request)
     outer = current()
@@ -58,7 +60,7 @@ def open_execution(
         span = outer.segment.start_span(name, primitive, parent=outer.parent, flow_id=outer.flow_id,
                                         **span_fields)
         ctx = replace(outer, span=span, parent=span.ref, task_id=task_id, owner=False)
-        return Execution(ctx, span, None, task, request, nested=True)
+        return ActionExecution(ctx, span, None, task, request, nested=True)
     if envelope is None or envelope.kind == "detached":
         links = (otel.remote_context(envelope.trace_id, envelope.parent_span_id),) if envelope else ()
         segment, started = new_root_segment(
@@ -73,7 +75,7 @@ def open_execution(
                                         "operationId": envelope.operation_id})
         ctx = ActiveContext(runtime, segment, span.ref, name, run_started, span=span, task_id=task_id,
                             owner=True)
-        return Execution(ctx, span, envelope, task, request)
+        return ActionExecution(ctx, span, envelope, task, request)
     segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))
     if envelope.owner:
         segment.run_resume("retry" if attempt > 1 else "resume", envelope.segment_id)
@@ -84,10 +86,10 @@ def open_execution(
         runtime, segment, span.ref, envelope.run_name or name, envelope.run_started_at or time.time(),
         span=span, task_id=task_id, owner=envelope.owner, flow_id=envelope.flow_id, incoming=envelope,
     )
-    return Execution(ctx, span, envelope, task, request)
+    return ActionExecution(ctx, span, envelope, task, request)
 
 
-def close_execution(execution: Execution, exc: BaseException | None, result: Any = None) -> Outcome:
+def close_execution(execution: ActionExecution, exc: BaseException | None, result: Any = None) -> Outcome:
     """End the action span, acknowledge the boundary and end (or suspend) an owned run, as the
     execution's ``Outcome`` says: a retry or a replacement leaves the boundary open and suspends
     the run, which the next attempt (or the replacement) resumes."""

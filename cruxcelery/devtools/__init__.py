@@ -10,19 +10,19 @@ One job per module:
 - ``fastjson``: JSON of the hot paths (``orjson`` when installed)
 - ``graph``: builds one run's spans, events, artifacts and segments from its raw records
 - ``reconcile``: the presentation-time rules for ends that never arrived (raw records untouched)
-- ``service``: reconciled reads (kept until a record arrives or a recheck time comes) and the cached
+- ``store``: ingest and reconciled reads (kept until a record arrives or a recheck time comes) and the cached
   run status of the run list
 - ``detail`` / ``queries`` / ``models``: the read side of the JSON API and its pydantic shapes
 - ``live``: the 1 s reconciliation pass and the publish/subscribe behind server-sent events
 - ``flowstore``: the read-only look at a flow's snapshot in Redis
 - ``auth``: the bearer token required beyond loopback
-- ``app`` / ``server``: the Starlette application and how ``cruxcelery dev`` serves it (uvicorn)
+- ``api`` / ``server``: the HTTP routes (ingest, JSON API, web UI) and how ``cruxcelery dev`` serves them (uvicorn)
 
 Devtools reads the record model of ``cruxcelery.telemetry`` and nothing else of the runtime.
 """
 
 from __future__ import annotations
 
-from cruxcelery.devtools.app import DevtoolsConfig, create_app
+from cruxcelery.devtools.api import DevtoolsConfig, create_app
 
 __all__ = ["DevtoolsConfig", "create_app"]

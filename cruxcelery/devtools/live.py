@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from cruxcelery.devtools.service import DevtoolsService, LifecycleChange
+from cruxcelery.devtools.store import DevtoolsService, LifecycleChange
 
 __all__ = ["Hub", "reconcile_forever"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from cruxcelery.devtools.app import DevtoolsConfig, create_app
+from cruxcelery.devtools.api import DevtoolsConfig, create_app
 from cruxcelery.devtools.auth import is_loopback
 from cruxcelery.devtools.database import default_path
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cruxcelery.devtools.app import DevtoolsConfig
+from cruxcelery.devtools.api import DevtoolsConfig
 from cruxcelery.devtools.server import DevtoolsServer
 from tests.agents.helpers import settled
 

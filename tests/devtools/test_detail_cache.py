@@ -12,7 +12,7 @@ import pytest
 
 from cruxcelery.devtools.batch import split_batch
 from cruxcelery.devtools.database import Database
-from cruxcelery.devtools.service import DevtoolsService
+from cruxcelery.devtools.store import DevtoolsService
 from tests.devtools.helpers import RunBuilder, iso
 from tests.devtools.test_reconcile import BOUNDARY, CHILD, DETAIL, LEAF, REQUESTED, ROOT, T0, TASK, Clock
 

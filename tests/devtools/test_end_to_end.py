@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cruxcelery.devtools.app import DevtoolsConfig
+from cruxcelery.devtools.api import DevtoolsConfig
 from cruxcelery.devtools.server import DevtoolsServer
 from tests.devtools.helpers import wait_for
 from tests.workers import subprocess_worker

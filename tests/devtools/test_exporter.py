@@ -40,7 +40,7 @@ def test_the_http_exporter_delivers_every_record_and_none_is_rejected(devtools: 
 
 
 def test_the_exporter_with_a_token_delivers_to_a_guarded_server() -> None:
-    from cruxcelery.devtools.app import DevtoolsConfig
+    from cruxcelery.devtools.api import DevtoolsConfig
 
     records = a_run_of(3)
     with DevtoolsServer(DevtoolsConfig(token="tok")) as server:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 
-from cruxcelery.devtools.app import DevtoolsConfig
+from cruxcelery.devtools.api import DevtoolsConfig
 from cruxcelery.devtools.flowstore import RedisFlowSnapshots
 from cruxcelery.devtools.server import DevtoolsServer
 from tests.devtools.helpers import RunBuilder, post

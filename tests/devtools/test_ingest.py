@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cruxcelery.devtools.app import MAX_BODY_BYTES, DevtoolsConfig
+from cruxcelery.devtools.api import MAX_BODY_BYTES, DevtoolsConfig
 from cruxcelery.devtools.server import DevtoolsServer
 from tests.devtools.helpers import RunBuilder, identity, post, stored_records
 

@@ -9,7 +9,7 @@ from typing import Any
 from cruxcelery.devtools.batch import split_batch
 from cruxcelery.devtools.database import Database
 from cruxcelery.devtools.models import RunDetailOut, SpanOut
-from cruxcelery.devtools.service import DevtoolsService
+from cruxcelery.devtools.store import DevtoolsService
 from tests.devtools.helpers import RunBuilder, iso
 
 T0 = 1_800_000_000.0  # the instant every run below starts at

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from cruxcelery.devtools.app import DevtoolsConfig
+from cruxcelery.devtools.api import DevtoolsConfig
 from cruxcelery.devtools.server import DevtoolsServer
 from cruxcelery.telemetry.http.transport import HttpTransport
 from cruxcelery.telemetry.spool.forwarder import Forwarder

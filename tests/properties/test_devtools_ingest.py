@@ -18,7 +18,7 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from cruxcelery.devtools.app import MAX_BODY_BYTES, DevtoolsConfig
+from cruxcelery.devtools.api import MAX_BODY_BYTES, DevtoolsConfig
 from cruxcelery.devtools.server import DevtoolsServer
 from tests.properties.helpers import PROPERTY, SURROGATES, hostile_text, json_values, mostly
 

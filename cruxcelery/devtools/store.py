@@ -1,4 +1,4 @@
-"""The devtools service: ingest, reconciled reads and the cached run status behind the run list.
+"""The devtools store: ingest, reconciled reads and the cached run status behind the run list.
 
 The ``runs`` table caches each run's reconciled status for the list. It is refreshed when a run is
 read, for every run with new records (``dirty``) before a list is answered, and by the 1 s

@@ -27,8 +27,8 @@ from cruxcelery.devtools.database import Database
 from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.devtools.live import PASS_INTERVAL_S, Hub, reconcile_forever
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS
-from cruxcelery.devtools.service import DevtoolsService, FlowSnapshots
 from cruxcelery.devtools.spoolreader import DirectIngest, SpoolReader
+from cruxcelery.devtools.store import DevtoolsService, FlowSnapshots
 
 __all__ = ["MAX_BODY_BYTES", "DevtoolsConfig", "create_app"]
 
