@@ -1,14 +1,17 @@
-# The two commands of the README. Each creates .venv on first use and installs what it needs.
+# The two commands of the README. Each creates .venv on first use and installs what it needs, at the
+# versions requirements/constraints.txt records (a change to it, or to pyproject.toml, makes a new .venv).
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CONSTRAINTS := requirements/constraints.txt
+INPUTS := $(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(INPUTS)
 
-.PHONY: demo test bench
+.PHONY: demo test bench constraints
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[dev,demo]'
+	$(VENV)/bin/python -m pip install -q -c $(CONSTRAINTS) -e '.[dev,demo]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -20,13 +23,25 @@ test: $(STAMP)
 	$(VENV)/bin/python -m mypy cruxcelery
 	$(VENV)/bin/python -m ruff check cruxcelery tasks flows tests bench examples
 
-# the bench also needs the `bench` extra (DBOS, psycopg, pyinstrument, py-spy): installed once per pyproject.toml
-BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# the bench also needs the `bench` extra (DBOS, psycopg, pyinstrument, py-spy): installed once per .venv
+BENCH_STAMP := $(VENV)/.bench-installed-$(INPUTS)
 
 $(BENCH_STAMP): $(STAMP)
-	$(VENV)/bin/python -m pip install -q -e '.[dev,demo,bench]'
+	$(VENV)/bin/python -m pip install -q -c $(CONSTRAINTS) -e '.[dev,demo,bench]'
 	rm -f $(VENV)/.bench-installed-*
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench
+
+# Resolve today's releases again (within pyproject.toml's ranges, every extra `make` installs) in a
+# scratch virtualenv and rewrite $(CONSTRAINTS) with them, keeping its header; then run `make test`
+# (it makes a new .venv from the new file) and commit the file once the suite passes.
+constraints:
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	$(PYTHON) -m venv "$$scratch/venv" && \
+	"$$scratch/venv/bin/python" -m pip install -q --upgrade pip && \
+	"$$scratch/venv/bin/python" -m pip install -q -e '.[dev,demo,bench]' && \
+	sed '/^[^#]/,$$d' $(CONSTRAINTS) > "$$scratch/constraints.txt" && \
+	"$$scratch/venv/bin/python" -m pip freeze --exclude-editable >> "$$scratch/constraints.txt" && \
+	cp "$$scratch/constraints.txt" $(CONSTRAINTS)

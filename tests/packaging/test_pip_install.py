@@ -1,7 +1,8 @@
 """From a fresh virtualenv: ``pip install`` the repository (not editable, dependencies from the
-package index), then ``cruxcelery --version`` and ``cruxcelery demo`` outside any checkout: once
-with no Redis configured (the demo starts its embedded one; it never falls back to 6379 on its
-own), once against the machine's Redis (db 6, whatever the demo created is deleted)."""
+package index at the versions ``requirements/constraints.txt`` records, as ``make`` installs), then
+``cruxcelery --version`` and ``cruxcelery demo`` outside any checkout: once with no Redis
+configured (the demo starts its embedded one; it never falls back to 6379 on its own), once against
+the machine's Redis (db 6, whatever the demo created is deleted)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
+CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 MACHINE_REDIS = "redis://127.0.0.1:6379/6"
 pytestmark = pytest.mark.subprocess
 
@@ -42,7 +44,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                          str(source)], capture_output=True, text=True, timeout=480, env=_clean_env())
+                          "-c", str(CONSTRAINTS), str(source)],
+                         capture_output=True, text=True, timeout=480, env=_clean_env())
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
     return venv
 

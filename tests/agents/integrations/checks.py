@@ -42,6 +42,16 @@ def assert_no_content(records: list[dict[str, Any]], *texts: str) -> None:
         assert text not in dumped, f"{text!r} was recorded without CRUX_RECORD_CONTENT"
 
 
+def assert_timed_out(failure: Any, start: dict[str, Any], end: dict[str, Any], stall_s: float) -> None:
+    """The client gave up on its own timeout: the task failed with an error that says it timed out
+    (the result backend may rebuild it as any base class, so its class says nothing), and the
+    generation span ended with that error at its deadline or later, but before the stalled server
+    (``stall_s``) would have sent anything more."""
+    assert isinstance(failure, Exception) and "timed out" in str(failure).lower(), repr(failure)
+    assert end["status"] == "error" and "timed out" in end["error"]["message"].lower(), end["error"]
+    assert ms(start["deadlineAt"]) <= ms(end["endedAt"]) < ms(start["startedAt"]) + stall_s * 1000
+
+
 def wait_start(sink: MemorySink, timeout_s: float = 10.0) -> dict[str, Any]:
     """The first generation ``span:start`` as soon as it arrives (the call may still be running)."""
     deadline = time.monotonic() + timeout_s
