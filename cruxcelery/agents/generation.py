@@ -155,9 +155,22 @@ def _set_otel(span: CruxSpan, attributes: dict[str, Any]) -> None:
 
 
 class _Recording:
-    """``tool_requested`` / ``finish`` and the span's identity, shared by both forms."""
+    """``tool_requested`` / ``finish``, the span's identity, and making the span current, shared
+    by both forms."""
 
     _call: _Call
+    _reset: Any = None
+
+    def _make_current(self) -> None:
+        """The span is the context's current span (the parent of what starts) until ``_restore``."""
+        span, ctx = self._call.span, self._call.ctx
+        if span is not None and ctx is not None:
+            self._reset = safely(context.enter, replace(ctx, span=span, parent=span.ref))
+
+    def _restore(self) -> None:
+        if self._reset is not None:
+            safely(self._reset)
+            self._reset = None
 
     @property
     def recording(self) -> bool:
@@ -190,20 +203,15 @@ class Generation(_Recording):
 
     def __init__(self, call: _Call) -> None:
         self._call = call
-        self._reset: Any = None
 
     def __enter__(self) -> Generation:
         self._call.open()
-        span, ctx = self._call.span, self._call.ctx
-        if span is not None and ctx is not None:
-            self._reset = safely(context.enter, replace(ctx, span=span, parent=span.ref))
+        self._make_current()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._reset is not None:
-            safely(self._reset)
-            self._reset = None
+        self._restore()
         if exc is None:
             self._call.end("ok", None)
         else:
@@ -231,7 +239,6 @@ class GenerationStream(_Recording):
         self._steps = 0
         self._chunks = 0
         self._first_chunk_at: float | None = None
-        self._reset: Any = None
 
     def wrap(self, source: Iterable[T]) -> StreamWrapper[T]:
         self._wrapped = True
@@ -276,16 +283,12 @@ class GenerationStream(_Recording):
 
     # -- optional: make the span current while the request is made -------------------------------
     def __enter__(self) -> GenerationStream:
-        span, ctx = self._call.span, self._call.ctx
-        if span is not None and ctx is not None:
-            self._reset = safely(context.enter, replace(ctx, span=span, parent=span.ref))
+        self._make_current()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._reset is not None:
-            safely(self._reset)
-            self._reset = None
+        self._restore()
         if exc is not None:
             self.on_end("error", exc)
         elif not self._wrapped:

@@ -27,13 +27,25 @@ log = logging.getLogger("cruxcelery.agents")
 T = TypeVar("T")
 
 
-def safely(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """Run a recording step; log and swallow its failure (telemetry never breaks user code)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception:
-        log.warning("cruxcelery: recording an agent span failed; going on", exc_info=True)
-        return None
+class BestEffort:
+    """A guard for recording steps: ``guard(fn, *args, **kwargs)`` runs ``fn``; when it fails,
+    ``message`` (with the traceback) goes to ``logger`` and the result is None (telemetry never
+    breaks user code)."""
+
+    def __init__(self, logger: logging.Logger, message: str) -> None:
+        self._logger = logger
+        self._message = message
+
+    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            self._logger.warning(self._message, exc_info=True)
+            return None
+
+
+safely = BestEffort(log, "cruxcelery: recording an agent span failed; going on")
+"""Run a recording step; log and swallow its failure."""
 
 
 def record_content(ctx: ActiveContext | None) -> bool:

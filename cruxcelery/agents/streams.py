@@ -21,10 +21,14 @@ class StreamOwner(Protocol):
 
 
 class _Ending:
-    """Ends the owner once, whichever path gets there first."""
+    """Ends the owner once, whichever path gets there first. ``with ending:`` around fetching one
+    item: an item counts as a chunk, ``stop`` (the source's end: ``StopIteration`` or
+    ``StopAsyncIteration``) ends it ``exhausted``, and any other exception ends it ``error``; both
+    propagate."""
 
-    def __init__(self, owner: StreamOwner | None) -> None:
+    def __init__(self, owner: StreamOwner | None, stop: type[Exception]) -> None:
         self._owner = owner
+        self._stop = stop
         self._lock = threading.Lock()
         self.done = owner is None
 
@@ -40,6 +44,17 @@ class _Ending:
         if self._owner is not None:
             self._owner.on_end(how, error)
 
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.chunk()
+        elif isinstance(exc, self._stop):
+            self.end("exhausted")
+        else:
+            self.end("error", exc)
+
 
 class StreamWrapper(Iterator[T]):
     """``for chunk in stream.wrap(source)``: a pass-through iterator over ``source``."""
@@ -47,22 +62,14 @@ class StreamWrapper(Iterator[T]):
     def __init__(self, source: Iterable[T], owner: StreamOwner | None) -> None:
         self._source = source
         self._iterator = iter(source)
-        self._ending = _Ending(owner)
+        self._ending = _Ending(owner, StopIteration)
 
     def __iter__(self) -> StreamWrapper[T]:
         return self
 
     def __next__(self) -> T:
-        try:
-            item = next(self._iterator)
-        except StopIteration:
-            self._ending.end("exhausted")
-            raise
-        except BaseException as exc:
-            self._ending.end("error", exc)
-            raise
-        self._ending.chunk()
-        return item
+        with self._ending:
+            return next(self._iterator)
 
     def close(self) -> None:
         """Stop consuming: closes the source when it can be closed, and ends the generation."""
@@ -97,22 +104,14 @@ class AsyncStreamWrapper(AsyncIterator[T]):
     def __init__(self, source: AsyncIterable[T], owner: StreamOwner | None) -> None:
         self._source = source
         self._iterator = source.__aiter__()
-        self._ending = _Ending(owner)
+        self._ending = _Ending(owner, StopAsyncIteration)
 
     def __aiter__(self) -> AsyncStreamWrapper[T]:
         return self
 
     async def __anext__(self) -> T:
-        try:
-            item = await self._iterator.__anext__()
-        except StopAsyncIteration:
-            self._ending.end("exhausted")
-            raise
-        except BaseException as exc:
-            self._ending.end("error", exc)
-            raise
-        self._ending.chunk()
-        return item
+        with self._ending:
+            return await self._iterator.__anext__()
 
     async def aclose(self) -> None:
         """Stop consuming: closes the source when it can be closed, and ends the generation."""

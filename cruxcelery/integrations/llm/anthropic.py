@@ -30,20 +30,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cruxcelery.agents.generation import Generation, GenerationStream, generation, generation_stream
+from cruxcelery.agents.generation import Generation, GenerationStream
+from cruxcelery.integrations.llm.calls import Opener, client_opener, instrument_create, open_stream
 from cruxcelery.integrations.llm.common import (
     ToolCalls,
     given,
-    is_async,
     is_patched,
     message_list,
     patch,
+    plain,
     record_async_stream,
     record_stream,
-    recorded_async_create,
-    recorded_create,
-    request_attributes,
-    resolve_timeout,
     unpatch,
 )
 
@@ -63,12 +60,9 @@ def instrument_anthropic(client: Client, *, timeout_s: float | None = None, prov
     """Record ``client.messages.create`` and ``client.messages.stream`` as generations; returns
     the client. Idempotent. ``timeout_s`` is the deadline a call's span records (default: the
     call's or the client's timeout, times one plus its ``max_retries``)."""
-    messages = client.messages
-    if is_async(messages.create):
-        patch(messages, "create", lambda original: _async_create(original, client, provider, timeout_s))
-    else:
-        patch(messages, "create", lambda original: _sync_create(original, client, provider, timeout_s))
-    patch(messages, "stream", lambda original: _stream_helper(original, client, provider, timeout_s))
+    opener = client_opener(client, provider, timeout_s, SOURCE, _messages)
+    instrument_create(client.messages, "create", opener, report_message, MessageEvents)
+    patch(client.messages, "stream", lambda original: _stream_helper(original, opener))
     return client
 
 
@@ -82,39 +76,19 @@ def is_instrumented(client: Any) -> bool:
     return is_patched(client.messages.create)
 
 
-def _open(kwargs: dict[str, Any], client: Any, provider: str, timeout_s: float | None,
-          stream: bool) -> Generation | GenerationStream:
-    model = str(kwargs.get("model") or "unknown")
-    timeout = resolve_timeout(timeout_s, kwargs.get("timeout"), getattr(client, "timeout", None),
-                              getattr(client, "max_retries", 0))
+def _messages(kwargs: dict[str, Any]) -> list[Any] | None:
+    """The call's messages, its ``system`` prompt first."""
     messages = message_list(kwargs.get("messages"))
     system = kwargs.get("system")
     if given(system) and messages is not None:
         messages = [{"role": "system", "content": system}, *messages]
-    attributes = request_attributes(kwargs, SOURCE)
-    make = generation_stream if stream else generation
-    return make(model=model, provider=provider, operation="chat", messages=messages, timeout_s=timeout,
-                attributes=attributes)
+    return messages
 
 
-def _sync_create(original: Callable[..., Any], client: Any, provider: str,
-                 timeout_s: float | None) -> Callable[..., Any]:
-    return recorded_create(original, lambda kwargs, streaming: _open(kwargs, client, provider, timeout_s, streaming),
-                           report_message, MessageEvents)
-
-
-def _async_create(original: Callable[..., Any], client: Any, provider: str,
-                  timeout_s: float | None) -> Callable[..., Any]:
-    return recorded_async_create(
-        original, lambda kwargs, streaming: _open(kwargs, client, provider, timeout_s, streaming),
-        report_message, MessageEvents)
-
-
-def _stream_helper(original: Callable[..., Any], client: Any, provider: str,
-                   timeout_s: float | None) -> Callable[..., Any]:
+def _stream_helper(original: Callable[..., Any], opener: Opener) -> Callable[..., Any]:
     def stream(*args: Any, **kwargs: Any) -> Any:
         manager = original(*args, **kwargs)
-        return _Manager(manager, lambda: _open({**kwargs, "stream": True}, client, provider, timeout_s, True))
+        return _Manager(manager, lambda: open_stream(opener, {**kwargs, "stream": True}))
 
     return stream
 
@@ -125,7 +99,7 @@ class _Manager:
     everything the helper reads (events, ``text_stream``, ``get_final_message()``) goes through
     it; leaving it closes the stream as the helper does."""
 
-    def __init__(self, manager: Any, start: Callable[[], Generation | GenerationStream]) -> None:
+    def __init__(self, manager: Any, start: Callable[[], GenerationStream]) -> None:
         self._manager = manager
         self._start = start
 
@@ -138,18 +112,14 @@ class _Manager:
         return helper
 
     def __enter__(self) -> Any:
-        stream = self._start()
-        assert isinstance(stream, GenerationStream)
-        with stream:
+        with self._start() as stream:
             return self._recorded(self._manager.__enter__(), stream, record_stream)
 
     def __exit__(self, *exc: Any) -> Any:
         return self._manager.__exit__(*exc)
 
     async def __aenter__(self) -> Any:
-        stream = self._start()
-        assert isinstance(stream, GenerationStream)
-        with stream:
+        with self._start() as stream:
             return self._recorded(await self._manager.__aenter__(), stream, record_async_stream)
 
     async def __aexit__(self, *exc: Any) -> Any:
@@ -169,22 +139,17 @@ def _input_tokens(usage: Any) -> int | None:
     return int(base) + sum(int(n) for n in cached if isinstance(n, int))
 
 
-def _dump(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    return dump(exclude_none=True) if callable(dump) else value
-
-
 def report_message(gen: Generation | GenerationStream, message: Any) -> None:
     """What an Anthropic ``message`` says, told to ``gen``."""
     blocks = list(getattr(message, "content", None) or [])
     for block in blocks:
         if getattr(block, "type", None) == "tool_use":
-            gen.tool_requested(str(block.id), str(block.name), _dump(getattr(block, "input", None)))
+            gen.tool_requested(str(block.id), str(block.name), plain(getattr(block, "input", None)))
     usage = getattr(message, "usage", None)
     reason = getattr(message, "stop_reason", None)
     gen.finish(response_model=getattr(message, "model", None) or None, finish_reasons=[str(reason)] if reason else None,
                input_tokens=_input_tokens(usage), output_tokens=getattr(usage, "output_tokens", None),
-               output={"role": "assistant", "content": [_dump(b) for b in blocks]} if blocks else None,
+               output={"role": "assistant", "content": [plain(b) for b in blocks]} if blocks else None,
                response_id=getattr(message, "id", None) or None)
 
 
@@ -211,7 +176,7 @@ class MessageEvents:
             block = event.content_block
             self.blocks[event.index] = {"type": block.type, "text": [getattr(block, "text", None) or ""]}
             if block.type == "tool_use":
-                self.tools.add(event.index, block.id, block.name, whole=_dump(getattr(block, "input", None)))
+                self.tools.add(event.index, block.id, block.name, whole=plain(getattr(block, "input", None)))
         elif kind == "content_block_delta":
             delta = event.delta
             if delta.type == "text_delta" and event.index in self.blocks:

@@ -20,26 +20,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from cruxcelery.agents.generation import GenerationStream
+from cruxcelery.agents.recording import BestEffort
+from cruxcelery.agents.streams import AsyncStreamWrapper, StreamWrapper
 
 __all__ = ["Accumulator", "AsyncObserved", "Observed", "ToolCalls", "given", "is_async", "is_patched", "message_list",
-           "number", "parse_arguments", "patch", "quietly", "record_async_stream", "record_stream",
+           "number", "parse_arguments", "patch", "plain", "quietly", "record_async_stream", "record_stream",
            "request_attributes", "resolve_timeout", "unpatch"]
 
 log = logging.getLogger("cruxcelery.integrations")
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 _MARK = "__crux_original__"
 _REQUEST_PARAMS = ("temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "seed",
                    "frequency_penalty", "presence_penalty", "n")
 
 
-def quietly(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-    """Run a recording step; log and swallow its failure (an integration never breaks a call)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception:
-        log.warning("cruxcelery: recording an LLM call failed; the call goes on", exc_info=True)
-        return None
+quietly = BestEffort(log, "cruxcelery: recording an LLM call failed; the call goes on")
+"""Run a recording step; log and swallow its failure (an integration never breaks a call)."""
 
 
 # -- patching ------------------------------------------------------------------------------------
@@ -132,6 +128,12 @@ def resolve_timeout(explicit: float | None, call_timeout: Any, client_timeout: A
     return per_attempt * attempts
 
 
+def plain(value: Any) -> Any:
+    """A response object (a pydantic model) as a dict without its unset fields; anything else as is."""
+    dump = getattr(value, "model_dump", None)
+    return dump(exclude_none=True) if callable(dump) else value
+
+
 def parse_arguments(raw: Any) -> Any:
     """A tool call's arguments: the JSON the model wrote, parsed when it parses."""
     if isinstance(raw, str):
@@ -178,11 +180,13 @@ class Accumulator(Protocol):
 
 
 class _Hooked:
-    """Shared by both views: the report (once) and the hook on the client's HTTP response."""
+    """Shared by both views: the report (once), fetching an item, and the hook on the client's HTTP
+    response."""
 
     _inner: Any
     _accumulator: Accumulator
     _stream: GenerationStream
+    _stop: type[Exception]  # how the client's stream says it ended
     _reported = False
     in_next = False
     closing = False
@@ -195,6 +199,9 @@ class _Hooked:
 
     def _observe(self, item: Any) -> None:
         quietly(self._accumulator.add, item)
+
+    def _fetching(self) -> _Fetching:
+        return _Fetching(self)
 
     def _hook_response(self, method: str) -> None:
         """The client's helpers may close the HTTP response rather than the stream (OpenAI's
@@ -236,9 +243,33 @@ class _Hooked:
         return getattr(self._inner, name)
 
 
+class _Fetching:
+    """``with view._fetching():`` around fetching one item of the client's stream, ``in_next``
+    meanwhile: its end reports the response complete, any other exception reports it incomplete;
+    both propagate. Made for each item, so the view holds no reference to it."""
+
+    __slots__ = ("_view",)
+
+    def __init__(self, view: _Hooked) -> None:
+        self._view = view
+
+    def __enter__(self) -> None:
+        self._view.in_next = True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            if exc is not None:
+                self._view._report(isinstance(exc, self._view._stop))
+        finally:
+            self._view.in_next = False
+
+
 class Observed(_Hooked, Iterator[Any]):
     """The client's stream as ``StreamWrapper`` sees it: chunks pass through to the accumulator;
     ``close`` closes the client's stream."""
+
+    _stop = StopIteration
+    iteration = "__iter__"  # what a client's stream of this kind has
 
     def __init__(self, inner: Any, accumulator: Accumulator, stream: GenerationStream) -> None:
         self._inner, self._accumulator, self._stream = inner, accumulator, stream
@@ -248,18 +279,16 @@ class Observed(_Hooked, Iterator[Any]):
     def __iter__(self) -> Observed:
         return self
 
+    def wrapped(self) -> StreamWrapper[Any]:
+        """This view under the generation's wrapper, which the consumer closing the client's
+        response closes too."""
+        wrapper = self._stream.wrap(self)
+        self.closes_with(wrapper.close)
+        return wrapper
+
     def __next__(self) -> Any:
-        self.in_next = True
-        try:
+        with self._fetching():
             item = next(self._iterator)
-        except StopIteration:
-            self._report(True)
-            raise
-        except BaseException:
-            self._report(False)
-            raise
-        finally:
-            self.in_next = False
         self._observe(item)
         return item
 
@@ -274,6 +303,9 @@ class AsyncObserved(_Hooked, AsyncIterator[Any]):
     """The async twin of ``Observed``: ``aclose`` (the wrapper's) closes the client's stream;
     ``close`` (what the clients' helpers call on the stream they were given) closes the wrapper."""
 
+    _stop = StopAsyncIteration
+    iteration = "__aiter__"
+
     def __init__(self, inner: Any, accumulator: Accumulator, stream: GenerationStream) -> None:
         self._inner, self._accumulator, self._stream = inner, accumulator, stream
         self._iterator = inner.__aiter__()
@@ -282,18 +314,14 @@ class AsyncObserved(_Hooked, AsyncIterator[Any]):
     def __aiter__(self) -> AsyncObserved:
         return self
 
+    def wrapped(self) -> AsyncStreamWrapper[Any]:
+        wrapper = self._stream.wrap_async(self)
+        self.closes_with(wrapper.aclose)
+        return wrapper
+
     async def __anext__(self) -> Any:
-        self.in_next = True
-        try:
+        with self._fetching():
             item = await self._iterator.__anext__()
-        except StopAsyncIteration:
-            self._report(True)
-            raise
-        except BaseException:
-            self._report(False)
-            raise
-        finally:
-            self.in_next = False
         self._observe(item)
         return item
 
@@ -315,59 +343,17 @@ class AsyncObserved(_Hooked, AsyncIterator[Any]):
 def record_stream(stream: GenerationStream, inner: Any, accumulator: Accumulator) -> Any:
     """``inner`` (a client's stream) recorded on ``stream``; ``inner`` itself, and the generation
     ended, when nothing records or ``inner`` is not iterable (a raw-response object)."""
-    if not stream.recording or not hasattr(inner, "__iter__"):
-        stream.end()
-        return inner
-    view = Observed(inner, accumulator, stream)
-    wrapper = stream.wrap(view)
-    view.closes_with(wrapper.close)
-    return wrapper
+    return _record(stream, inner, accumulator, Observed)
 
 
 def record_async_stream(stream: GenerationStream, inner: Any, accumulator: Accumulator) -> Any:
-    if not stream.recording or not hasattr(inner, "__aiter__"):
+    """``record_stream`` for an async client's stream."""
+    return _record(stream, inner, accumulator, AsyncObserved)
+
+
+def _record(stream: GenerationStream, inner: Any, accumulator: Accumulator,
+            view: type[Observed] | type[AsyncObserved]) -> Any:
+    if not stream.recording or not hasattr(inner, view.iteration):
         stream.end()
         return inner
-    view = AsyncObserved(inner, accumulator, stream)
-    wrapper = stream.wrap_async(view)
-    view.closes_with(wrapper.aclose)
-    return wrapper
-
-
-Opener = Callable[[dict[str, Any], bool], Any]
-"""``opener(kwargs, streaming)``: the ``Generation`` (or ``GenerationStream``) for one call."""
-
-
-def recorded_create(original: Callable[..., Any], opener: Opener, report: Callable[[Any, Any], None],
-                    chunks: Callable[[], Accumulator]) -> Callable[..., Any]:
-    """A client's synchronous ``create`` recorded as one generation per call: ``report(gen,
-    response)`` reads a whole response; a ``stream=True`` call's chunks go through ``chunks()``."""
-    def create(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("stream") is True:
-            stream = opener(kwargs, True)
-            assert isinstance(stream, GenerationStream)
-            with stream:
-                return record_stream(stream, original(*args, **kwargs), chunks())
-        with opener(kwargs, False) as gen:
-            response = original(*args, **kwargs)
-            quietly(report, gen, response)
-            return response
-
-    return create
-
-
-def recorded_async_create(original: Callable[..., Any], opener: Opener, report: Callable[[Any, Any], None],
-                          chunks: Callable[[], Accumulator]) -> Callable[..., Any]:
-    """``recorded_create`` for an async client."""
-    async def create(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("stream") is True:
-            stream = opener(kwargs, True)
-            assert isinstance(stream, GenerationStream)
-            with stream:
-                return record_async_stream(stream, await original(*args, **kwargs), chunks())
-        with opener(kwargs, False) as gen:
-            response = await original(*args, **kwargs)
-            quietly(report, gen, response)
-            return response
-
-    return create
+    return view(inner, accumulator, stream).wrapped()

@@ -29,23 +29,11 @@ Outside a Crux action the functions are plain pass-throughs. LiteLLM is imported
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from cruxcelery.agents.generation import Generation, GenerationStream, generation, generation_stream
-from cruxcelery.integrations.llm.common import (
-    given,
-    is_patched,
-    message_list,
-    number,
-    patch,
-    quietly,
-    record_async_stream,
-    record_stream,
-    request_attributes,
-    resolve_timeout,
-    unpatch,
-)
+from cruxcelery.agents.generation import Generation, GenerationStream
+from cruxcelery.integrations.llm.calls import Opener, open_chat, recorded_async_create, recorded_create
+from cruxcelery.integrations.llm.common import given, is_patched, message_list, number, patch, resolve_timeout, unpatch
 from cruxcelery.integrations.llm.openai import ChatChunks, report_completion
 
 __all__ = ["instrument_litellm", "is_instrumented", "uninstrument_litellm"]
@@ -64,8 +52,14 @@ def instrument_litellm(*, timeout_s: float | None = None) -> None:
     deadline a call's span records (default: the call's ``timeout`` or LiteLLM's
     ``request_timeout``, times one plus ``num_retries``)."""
     litellm = _litellm()
-    patch(litellm, "completion", lambda original: _sync(original, litellm, timeout_s))
-    patch(litellm, "acompletion", lambda original: _async(original, litellm, timeout_s))
+    opener = _opener(litellm, timeout_s)
+
+    def chunks() -> _LiteLLMChunks:
+        return _LiteLLMChunks(litellm)
+
+    patch(litellm, "completion", lambda original: recorded_create(original, opener, _report, chunks, _keywords))
+    patch(litellm, "acompletion",
+          lambda original: recorded_async_create(original, opener, _report, chunks, _keywords))
 
 
 def uninstrument_litellm() -> None:
@@ -96,16 +90,24 @@ def _model_and_provider(litellm: Any, kwargs: dict[str, Any]) -> tuple[str, str]
     return str(bare), _PROVIDERS.get(str(provider), str(provider))
 
 
-def _open(litellm: Any, kwargs: dict[str, Any], timeout_s: float | None,
-          stream: bool) -> Generation | GenerationStream:
-    model, provider = _model_and_provider(litellm, kwargs)
-    timeout = kwargs.get("timeout") if given(kwargs.get("timeout")) else kwargs.get("request_timeout")
-    retries = kwargs.get("num_retries", kwargs.get("max_retries", getattr(litellm, "num_retries", 0)))
-    messages = kwargs.get("messages")
-    make = generation_stream if stream else generation
-    return make(model=model, provider=provider, operation="chat", messages=message_list(messages),
-                timeout_s=resolve_timeout(timeout_s, timeout, getattr(litellm, "request_timeout", None), retries),
-                attributes=request_attributes(kwargs, SOURCE))
+def _opener(litellm: Any, timeout_s: float | None) -> Opener:
+    def open_call(kwargs: dict[str, Any], stream: bool) -> Generation | GenerationStream:
+        model, provider = _model_and_provider(litellm, kwargs)
+        timeout = kwargs.get("timeout") if given(kwargs.get("timeout")) else kwargs.get("request_timeout")
+        retries = kwargs.get("num_retries", kwargs.get("max_retries", getattr(litellm, "num_retries", 0)))
+        return open_chat(kwargs, stream, source=SOURCE, model=model, provider=provider,
+                         messages=message_list(kwargs.get("messages")),
+                         timeout_s=resolve_timeout(timeout_s, timeout, getattr(litellm, "request_timeout", None),
+                                                   retries))
+
+    return open_call
+
+
+def _keywords(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``completion(model, messages, ...)`` as keywords."""
+    if args and "model" not in kwargs:
+        return (), {"model": args[0], **({"messages": args[1]} if len(args) > 1 else {}), **kwargs}
+    return args, kwargs
 
 
 def _report(gen: Generation | GenerationStream, response: Any) -> None:
@@ -140,39 +142,3 @@ class _LiteLLMChunks(ChatChunks):
             return number(self._litellm.completion_cost(completion_response=built)) if built is not None else None
         except Exception:  # LiteLLM knows no price for this model
             return None
-
-
-def _sync(original: Callable[..., Any], litellm: Any, timeout_s: float | None) -> Callable[..., Any]:
-    def completion(*args: Any, **kwargs: Any) -> Any:
-        if args and "model" not in kwargs:  # completion(model, messages, ...)
-            kwargs = {"model": args[0], **({"messages": args[1]} if len(args) > 1 else {}), **kwargs}
-            args = ()
-        if kwargs.get("stream") is True:
-            stream = _open(litellm, kwargs, timeout_s, True)
-            assert isinstance(stream, GenerationStream)
-            with stream:
-                return record_stream(stream, original(*args, **kwargs), _LiteLLMChunks(litellm))
-        with _open(litellm, kwargs, timeout_s, False) as gen:
-            response = original(*args, **kwargs)
-            quietly(_report, gen, response)
-            return response
-
-    return completion
-
-
-def _async(original: Callable[..., Any], litellm: Any, timeout_s: float | None) -> Callable[..., Any]:
-    async def acompletion(*args: Any, **kwargs: Any) -> Any:
-        if args and "model" not in kwargs:
-            kwargs = {"model": args[0], **({"messages": args[1]} if len(args) > 1 else {}), **kwargs}
-            args = ()
-        if kwargs.get("stream") is True:
-            stream = _open(litellm, kwargs, timeout_s, True)
-            assert isinstance(stream, GenerationStream)
-            with stream:
-                return record_async_stream(stream, await original(*args, **kwargs), _LiteLLMChunks(litellm))
-        with _open(litellm, kwargs, timeout_s, False) as gen:
-            response = await original(*args, **kwargs)
-            quietly(_report, gen, response)
-            return response
-
-    return acompletion

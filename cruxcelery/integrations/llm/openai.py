@@ -27,23 +27,11 @@ imported here: this module imports without the extra installed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cruxcelery.agents.generation import Generation, GenerationStream, generation, generation_stream
-from cruxcelery.integrations.llm.common import (
-    ToolCalls,
-    is_async,
-    is_patched,
-    message_list,
-    parse_arguments,
-    patch,
-    recorded_async_create,
-    recorded_create,
-    request_attributes,
-    resolve_timeout,
-    unpatch,
-)
+from cruxcelery.agents.generation import Generation, GenerationStream
+from cruxcelery.integrations.llm.calls import client_opener, instrument_create
+from cruxcelery.integrations.llm.common import ToolCalls, is_patched, parse_arguments, plain, unpatch
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
@@ -62,12 +50,9 @@ def instrument_openai(client: Client, *, timeout_s: float | None = None, provide
     client. Idempotent. ``timeout_s`` is the deadline a call's span records (default: the call's
     or the client's timeout, times one plus its ``max_retries``); ``provider`` defaults to
     ``openai`` (``azure.ai.openai`` for an Azure client)."""
-    completions = client.chat.completions
     name = provider or ("azure.ai.openai" if "Azure" in type(client).__name__ else "openai")
-    if is_async(completions.create):
-        patch(completions, "create", lambda original: _async_create(original, client, name, timeout_s))
-    else:
-        patch(completions, "create", lambda original: _sync_create(original, client, name, timeout_s))
+    instrument_create(client.chat.completions, "create", client_opener(client, name, timeout_s, SOURCE),
+                      report_completion, ChatChunks)
     return client
 
 
@@ -78,35 +63,6 @@ def uninstrument_openai(client: Any) -> None:
 
 def is_instrumented(client: Any) -> bool:
     return is_patched(client.chat.completions.create)
-
-
-def _open(kwargs: dict[str, Any], client: Any, provider: str, timeout_s: float | None,
-          stream: bool) -> Generation | GenerationStream:
-    model = str(kwargs.get("model") or "unknown")
-    timeout = resolve_timeout(timeout_s, kwargs.get("timeout"), getattr(client, "timeout", None),
-                              getattr(client, "max_retries", 0))
-    messages = kwargs.get("messages")
-    make = generation_stream if stream else generation
-    return make(model=model, provider=provider, operation="chat", messages=message_list(messages),
-                timeout_s=timeout, attributes=request_attributes(kwargs, SOURCE))
-
-
-def _sync_create(original: Callable[..., Any], client: Any, provider: str,
-                 timeout_s: float | None) -> Callable[..., Any]:
-    return recorded_create(original, lambda kwargs, streaming: _open(kwargs, client, provider, timeout_s, streaming),
-                           report_completion, ChatChunks)
-
-
-def _async_create(original: Callable[..., Any], client: Any, provider: str,
-                  timeout_s: float | None) -> Callable[..., Any]:
-    return recorded_async_create(
-        original, lambda kwargs, streaming: _open(kwargs, client, provider, timeout_s, streaming),
-        report_completion, ChatChunks)
-
-
-def _dump(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    return dump(exclude_none=True) if callable(dump) else value
 
 
 def report_completion(gen: Generation | GenerationStream, response: Any) -> None:
@@ -123,7 +79,7 @@ def report_completion(gen: Generation | GenerationStream, response: Any) -> None
     gen.finish(response_model=getattr(response, "model", None) or None, finish_reasons=reasons or None,
                input_tokens=getattr(usage, "prompt_tokens", None),
                output_tokens=getattr(usage, "completion_tokens", None),
-               output=[_dump(getattr(c, "message", None)) for c in choices] or None,
+               output=[plain(getattr(c, "message", None)) for c in choices] or None,
                response_id=getattr(response, "id", None) or None)
 
 
