@@ -81,3 +81,21 @@ def test_a_captured_carrier_passed_as_json_verifies_with_a_signing_key(sink, cel
     celery_test_app.json_carrier.delay({}).get(timeout=10)
     leaf = wait_span(sink, "leaf")[0]
     assert leaf["runId"] == only(sink.spans(name="json carrier"))["runId"]
+
+
+@pytest.mark.subprocess
+def test_a_deeply_nested_header_is_dropped_at_receipt_and_the_worker_lives_on(tmp_path, celery_test_app):
+    """A 600-deep list (1.2 KB, under the size cap) once killed the worker's main process while it
+    pickled the request for its pool: anyone who could publish could take workers down."""
+    from tests.workers import subprocess_worker
+
+    deep: list[object] = []
+    for _ in range(600):
+        deep = [deep]
+    with subprocess_worker(tmp_path, concurrency=1) as worker:
+        first = celery_test_app.leaf.apply_async(({"topic": "deep"},), headers={"crux": deep}, queue=worker.queue)
+        assert first.get(timeout=30) is not None, worker.log()[-3000:]
+        second = celery_test_app.leaf.apply_async(({"topic": "after"},), queue=worker.queue)
+        assert second.get(timeout=30) is not None, worker.log()[-3000:]
+        assert worker.process.poll() is None, worker.log()[-3000:]
+        assert "ignoring malformed envelope" in worker.log()

@@ -149,6 +149,10 @@ def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
         return
     headers = getattr(request, "request_dict", None) or {}
     envelope = runtime.codec.decode(headers.get(HEADER))
+    if envelope is None and HEADER in headers and isinstance(headers, dict):
+        # checked here, before Celery hands the request to the pool: a hostile header (deep, huge,
+        # forged) never reaches the pickling of the request, nor the task (it runs as a new root run)
+        del headers[HEADER]
     name = str(headers.get("task") or getattr(task, "name", None) or request.name)  # request.name may be a shadow
     runtime.extensions.received(Execution(task, request.id, name, request, envelope))
     # kept without the request: the main process may have to close it (see on_failure, on_revoked)
