@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from celery import chain, chord, group
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from cruxcelery import ActionContext, Crux, CruxSettings, capture_context
 from cruxcelery.testing import MemorySink
@@ -256,3 +256,20 @@ def rejecting(ctx: ActionContext, args: Topic) -> None:
 
 
 import tests.app_flows  # noqa: E402,F401  (the flows the suite drives register on this app)
+
+
+class ApiKey(BaseModel):
+    key: SecretStr
+
+
+@crux.action(name="t.leaks_its_key", observability_name="leaks its key", args=ApiKey)
+def leaks_its_key(ctx: ActionContext, args: ApiKey) -> None:
+    """Fails the way HTTP clients do: the key in the message, plain, quoted, in a URL and base64."""
+    import base64
+    from urllib.parse import quote
+
+    key = args.key.get_secret_value()
+    encoded = base64.b64encode(key.encode()).decode()
+    raise PermissionError(f"401 for url: https://api.example/v1?key={quote(key)} (key {key!r}, "
+                          f"basic {encoded}, plain {key})")
+

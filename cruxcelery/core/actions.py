@@ -91,6 +91,7 @@ class CruxTask(Task[Any, Any]):
                 try:
                     result = self._call(args, kwargs, found, secrets_scope)
                 except BaseException as exc:
+                    _safely(redaction.redact_exception, exc)  # what Celery stores, emits and logs of it
                     _settle(task_id, ex, found, exc)
                     raise
                 else:

@@ -26,6 +26,7 @@ short scalars (the usual attributes) is not scanned at all. With no secrets and 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -33,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "DEFAULT_PATTERNS",
@@ -168,8 +170,8 @@ class Redactor:
 
 
 def _variants(values: Iterable[Any]) -> tuple[str, ...]:
-    """The secret strings to look for: each value, and its repr- and JSON-escaped forms when they
-    differ (a message may quote it), longest first."""
+    """The secret strings to look for: each value, and its repr- and JSON-escaped, URL-encoded and
+    base64 forms when they differ (a message may quote it), longest first."""
     found: set[str] = set()
     for raw in values:
         getter = getattr(raw, "get_secret_value", None)
@@ -182,7 +184,22 @@ def _variants(values: Iterable[Any]) -> tuple[str, ...]:
         found.add(repr(value)[1:-1])
         found.add(json.dumps(value)[1:-1])
         found.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        found.update((quote(value, safe=""), quote_plus(value)))  # in a URL ("401 for url: ...?key=...")
+        encoded = base64.b64encode(value.encode("utf-8")).decode("ascii")
+        found.update((encoded, encoded.rstrip("="), base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii")))
     return tuple(sorted((v for v in found if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True))
+
+
+def redact_exception(exc: BaseException) -> None:
+    """Redact, in place, the messages of ``exc`` and of the exceptions chained to it: what a task
+    queue stores as the result, emits in events and logs with the traceback is their ``args``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        with contextlib.suppress(Exception):  # an exception type whose args cannot be set keeps them
+            current.args = tuple(redact_text(a) if isinstance(a, str) else a for a in current.args)
+        current = current.__cause__ or current.__context__
 
 
 # -- the active redactor -----------------------------------------------------------------------------
