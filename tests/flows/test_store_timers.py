@@ -49,7 +49,7 @@ def test_a_timer_is_claimed_at_most_once_by_20_concurrent_claimers(store: RedisF
 def test_a_claimed_timer_whose_claimer_died_fires_again_later(store: RedisFlowStore) -> None:
     timer = Timer(flow_id="f1", version=4, kind="timeout", name="approval", due_ms=1_000)
     store.timers.add(timer)
-    assert store.timers.claim(timer, 2_000) is True  # ... and the claimer dies before drop_timer
+    assert store.timers.claim(timer, 2_000) is True  # ... and the claimer dies before timers.drop
 
     assert store.timers.due(now_ms=2_000 + 29_000) == []
     assert store.timers.due(now_ms=2_000 + 30_000) == [timer.model_copy(update={"due_ms": 32_000})]

@@ -1,8 +1,9 @@
 """Timers: the source of truth for timeouts, condition re-checks and delayed wake-ups.
 
 One sorted set (``FlowKeys.timers()``), score = due epoch ms, member = canonical JSON
-``{"flow_id", "kind", "name", "version"}``. A timer fires at most once in effect: whoever removes
-its member (``claim_timer``: ZREM == 1) owns it, however many wake-ups deliver it. Each flow's
+``{"flow_id", "kind", "name", "version"}``. However many wake-ups deliver a due timer, one caller
+claims it (``Timers.claim``: the ``CLAIM_TIMER`` script pushes its score ``CLAIM_MS`` on) and drops
+it once it fired; a claimer that dies leaves it to fire again after ``CLAIM_MS``. Each flow's
 members are also kept in ``FlowKeys.flow_timers(id)`` so ``remove_for`` needs no scan.
 
 A deferred publish (``Deferred``) keeps its message under ``FlowKeys.deferred(id)`` while its
