@@ -32,7 +32,7 @@ def step_overhead(steps: int, total: int = 1000) -> list[float]:
 
 
 def _head_status(flow_id: str) -> str | None:
-    head = bench_app.crux.flows.store.head(flow_id)
+    head = bench_app.crux.flows.store.snapshots.head(flow_id)
     return head.status if head is not None else None
 
 

@@ -92,7 +92,7 @@ def test_a_signal_name_the_flow_does_not_declare_is_refused_at_the_caller(worker
     with pytest.raises(SignalRejected, match="declares no signal 'goo'"):
         resumable.signal(flow_id, "goo", {"topic": "typo"})
     store = crux.flows.store
-    assert store.pending_signal_count(flow_id, "goo") == 0
+    assert store.signals.pending_count(flow_id, "goo") == 0
     resumable.cancel(flow_id)
 
 
@@ -103,7 +103,7 @@ def test_a_retried_signal_with_the_same_signal_id_is_stored_once(worker):
     counting.signal(flow_id, "b", None, signal_id="click-1")
     counting.signal(flow_id, "b", None, signal_id="click-1")
 
-    assert crux.flows.store.pending_signal_count(flow_id, "b") == 1
+    assert crux.flows.store.signals.pending_count(flow_id, "b") == 1
     counting.cancel(flow_id)
 
 

@@ -99,7 +99,7 @@ def _filters(options: argparse.Namespace) -> str:
 # -- show ---------------------------------------------------------------------------------------------
 def _show(options: argparse.Namespace) -> int:
     crux = load_crux(options.app)
-    snap = crux.flows.store.require(options.flow_id)
+    snap = crux.flows.store.snapshots.require(options.flow_id)
     if options.json:
         print(json.dumps(snap.model_dump(mode="json", by_alias=True), indent=2))
         return OK
@@ -194,7 +194,7 @@ def _signal(options: argparse.Namespace) -> int:
 
 def _cancel(options: argparse.Namespace) -> int:
     flows = _flows(options)
-    before = flows.store.require(options.flow_id)
+    before = flows.store.snapshots.require(options.flow_id)
     summary = flows.cancel(options.flow_id, options.reason)
     if before.is_terminal:
         print(f"flow {summary.flow_id} is already {summary.status}; nothing to cancel")

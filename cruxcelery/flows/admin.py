@@ -57,36 +57,23 @@ def retry(flows: FlowRuntime, flow_id: str) -> FlowSummary:
     validate_flow_id(flow_id)
     saved: FlowSnapshot | None = None
     for attempt in range(_ATTEMPTS):
-        current = store.require(flow_id)
+        current = store.snapshots.require(flow_id)
         if current.status != "failed":
             raise FlowNotRetryable(flow_id, current.status)
         again = current.model_copy(update={"status": "pending", "error": None, "output": None,
                                            "waiting": None, "suspended_at": None})
         try:
-            saved = store.save(again, current.version, "failed")
+            saved = store.snapshots.save(again, current.version, "failed")
             break
         except VersionConflict:
             if attempt == _ATTEMPTS - 1:
                 raise FlowError(f"flow {flow_id}: retry gave up after {_ATTEMPTS} concurrent writes") from None
     assert saved is not None
-    _keep(flows, saved)
-    head = store.head(flow_id)
-    store.track_lease(flow_id, 2 * flows.crux.settings.flow_lease_s)
+    store.retention.keep(saved)  # undo retire: its keys stop expiring, old child outcomes go
+    head = store.snapshots.head(flow_id)
+    store.leases.track(flow_id, 2 * flows.crux.settings.flow_lease_s)
     flows.dispatch(flow_id, saved.name, "retry", head.queue if head is not None else None)
     return saved.summary()
-
-
-def _keep(flows: FlowRuntime, snap: FlowSnapshot) -> None:
-    """Undo ``retire``: the flow's keys stop expiring; old durable-child outcomes go."""
-    keys = flows.store.keys
-    flow_id = snap.flow_id
-    pipe = flows.store.redis.pipeline(transaction=False)
-    for key in (keys.flow(flow_id), keys.delivered(flow_id), keys.signal_ids(flow_id)):
-        pipe.persist(key)
-    if snap.idempotency_key is not None:
-        pipe.persist(keys.idempotency(snap.name, snap.idempotency_key))
-    pipe.delete(keys.children(flow_id))
-    pipe.execute()
 
 
 def retry_flow(flow_id: str, *, crux: Runtime | None = None) -> FlowSummary:

@@ -48,34 +48,34 @@ def execute(flows: FlowRuntime, handle: FlowHandle[Any], flow_id: str, reason: s
     store = flows.store
     lease_s = flows.crux.settings.flow_lease_s
     try:
-        if store.head(flow_id) is None:
+        if store.snapshots.head(flow_id) is None:
             log.warning("cruxcelery: no flow %s (deleted, expired or never started); nothing to run", flow_id)
             return {"flowId": flow_id, "outcome": "unknown"}
-        token = store.acquire_lease_or_request_wake(flow_id, lease_s)  # records the lease index entry first
+        token = store.leases.acquire_or_request_wake(flow_id, lease_s)  # records the lease index entry first
     except INFRASTRUCTURE_ERRORS:
         log.warning("cruxcelery: flow %s could not start: the store is unavailable; the sweeper retries",
                     flow_id, exc_info=True)
         return {"flowId": flow_id, "outcome": "interrupted"}
     if token is None:
         return {"flowId": flow_id, "outcome": "busy"}
-    lease = HeldLease(flow_id, token, lambda fid, tok: store.renew_lease(fid, tok, lease_s))
+    lease = HeldLease(flow_id, token, lambda fid, tok: store.leases.renew(fid, tok, lease_s))
     renewer.hold(lease, lease_s)
     outcome = "idle"
     ids_: dict[str, str] = {}
     try:
         while True:
-            snap = store.load(flow_id)
+            snap = store.snapshots.load(flow_id)
             if snap is None:
-                store.release_lease(flow_id, lease.token)
+                store.leases.release(flow_id, lease.token)
                 break
             if snap.name != handle.name:
                 raise FlowError(f"flow {flow_id} is a {snap.name!r} flow, not {handle.name!r}")
             if has_work(flows, snap):
                 outcome = run_segment(flows, handle, snap, reason, failures)
             ids_ = _ids_of(snap)
-            if lease.lost or not store.release_lease(flow_id, lease.token):
+            if lease.lost or not store.leases.release(flow_id, lease.token):
                 break
-            token = store.acquire_lease_or_request_wake(flow_id, lease_s)
+            token = store.leases.acquire_or_request_wake(flow_id, lease_s)
             if token is None:
                 break
             lease.token, reason = token, "wake"
@@ -107,10 +107,10 @@ def has_work(flows: FlowRuntime, snap: FlowSnapshot) -> bool:
     if snap.status in ("pending", "running") or waiting is None:
         return True
     if waiting.kind == "child":
-        return flows.store.get_child_result(snap.flow_id, waiting.child_key) is not None
+        return flows.store.children.get(snap.flow_id, waiting.child_key) is not None
     if waiting.kind == "signal":
         overdue = waiting.timeout_at is not None and time.time() * 1000 >= waiting.timeout_at
-        return overdue or flows.store.pending_signal_count(snap.flow_id, waiting.name) > 0
+        return overdue or flows.store.signals.pending_count(snap.flow_id, waiting.name) > 0
     return True  # a condition is re-evaluated on every resume
 
 

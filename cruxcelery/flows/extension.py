@@ -41,7 +41,7 @@ class FlowsExtension(Extension):
             "routing_key": delivery.get("routing_key"), "exchange": delivery.get("exchange"),
             **{k: v for k in ("shadow", "root_id", "parent_id") if (v := headers.get(k))},
         }
-        self.flows.store.claim(execution.task_id, self.flows.sweeper.worker_id, message)
+        self.flows.store.claims.claim(execution.task_id, self.flows.sweeper.worker_id, message)
 
     def on_execution_close(self, execution: Execution, outcome: Outcome) -> None:
         """A durable step's child ended for good (in whichever worker ran it, or decided by its
@@ -51,7 +51,7 @@ class FlowsExtension(Extension):
         if not outcome.terminal:
             return
         if execution.task_id is not None and _must_not_be_lost(execution):
-            self.flows.store.unclaim(execution.task_id)
+            self.flows.store.claims.unclaim(execution.task_id)
         envelope = execution.envelope
         if envelope is None or envelope.flow_id is None or envelope.flow_step is None:
             return

@@ -46,13 +46,16 @@ def typed(fn: F) -> F:
 
 
 class _Guarded:
-    """A store whose every call turns an infrastructure error into ``EngineInterrupted``."""
+    """A store whose every call, on it or on one of its parts (those it names in ``PARTS``), turns
+    an infrastructure error into ``EngineInterrupted``."""
 
     def __init__(self, store: Any) -> None:
         self._store = store
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
+        if name in getattr(self._store, "PARTS", ()):
+            return _Guarded(attr)
         if not callable(attr):
             return attr
 

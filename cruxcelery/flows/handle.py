@@ -98,7 +98,7 @@ class FlowHandle(Generic[A]):
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 signals={name: model.model_json_schema() for name, model in self.signals.items()},
                                 trace_context=trace, idempotency_key=idempotency_key)
-        return self._flows.store.create(snapshot, idempotency_key, queue=self.queue())
+        return self._flows.store.snapshots.create(snapshot, idempotency_key, queue=self.queue())
 
     def queue(self) -> str | None:
         """The queue this app routes the flow's task to; recorded so that a resume published by
@@ -119,8 +119,8 @@ class FlowHandle(Generic[A]):
         ``BrokerUnavailable``: the flow is stored; a retried ``start`` or the sweeper publishes it."""
         created_id, created = self._create(args, flow_id, idempotency_key)
         if created:  # a start message that is lost (a worker dies holding it) is found by the sweeper
-            self._flows.store.track_lease(created_id, 2 * self._flows.crux.settings.flow_lease_s)
-        head = None if created else self._flows.store.head(created_id)
+            self._flows.store.leases.track(created_id, 2 * self._flows.crux.settings.flow_lease_s)
+        head = None if created else self._flows.store.snapshots.head(created_id)
         if created or (head is not None and head.status == "pending"):
             self._flows.dispatch(created_id, self.name, "start", self.queue())
         return created_id
@@ -138,12 +138,12 @@ class FlowHandle(Generic[A]):
 
     @typed
     def status(self, flow_id: str) -> FlowSummary:
-        return self._flows.store.require(validate_flow_id(flow_id)).summary()
+        return self._flows.store.snapshots.require(validate_flow_id(flow_id)).summary()
 
     @typed
     def snapshot(self, flow_id: str) -> FlowSnapshot:
         """The whole stored snapshot (steps, what it waits for, rejected signals)."""
-        return self._flows.store.require(validate_flow_id(flow_id))
+        return self._flows.store.snapshots.require(validate_flow_id(flow_id))
 
     @typed
     def result(self, flow_id: str, timeout_s: float | None = None) -> FlowResult | None:
@@ -151,7 +151,7 @@ class FlowHandle(Generic[A]):
         ``timeout_s``, first wait up to that long for the flow to finish."""
         deadline = time.monotonic() + (timeout_s or 0)
         while True:
-            snapshot = self._flows.store.require(validate_flow_id(flow_id))
+            snapshot = self._flows.store.snapshots.require(validate_flow_id(flow_id))
             if snapshot.is_terminal or time.monotonic() >= deadline:
                 return result_of(snapshot)
             time.sleep(0.02)

@@ -91,9 +91,9 @@ class FlowRuntime:
         self.crux.check_json_only()
         if reason == "signal":
             self._trace_signal(flow_id, name)
-        member = self.store.outbox_add(flow_id, name, reason, queue)
+        member = self.store.outbox.add(flow_id, name, reason, queue)
         self.publish_flow_task(flow_id, name, reason, queue)
-        self.store.outbox_done(member)
+        self.store.outbox.done(member)
 
     def _trace_signal(self, flow_id: str, name: str) -> None:
         """A traced request signals the flow: a ``flow.signal`` span in the flow's trace (under its
@@ -102,7 +102,7 @@ class FlowRuntime:
         if caller is None or not otel.enabled():
             return
         try:
-            snap = self.store.load(flow_id)
+            snap = self.store.snapshots.load(flow_id)
             tc = snap.trace_context if snap is not None else {}
             if tc.get("trace_id") and tc.get("root_span_id"):
                 parent = otel.remote_context(tc["trace_id"], tc["root_span_id"])
@@ -132,7 +132,7 @@ class FlowRuntime:
 
     def resume(self, flow_id: str, reason: str) -> None:
         """Publish the flow's task now; its execution decides whether there is work."""
-        head = self.store.head(flow_id)
+        head = self.store.snapshots.head(flow_id)
         if head is not None:
             self.dispatch(flow_id, head.name, reason, head.queue)
 
@@ -144,13 +144,13 @@ class FlowRuntime:
         validate_signal_name(name)
         if signal_id is not None:
             validate_flow_id(signal_id)
-        head = self.store.head(flow_id)
+        head = self.store.snapshots.head(flow_id)
         if head is None:
             raise FlowNotFound(flow_id)
         if head.status in TERMINAL_STATUSES:
             raise FlowNotWaiting(f"flow {flow_id} is {head.status}; it takes no more signals")
         payload = self._validated(flow_id, head.name, name, payload)
-        self.store.push_signal(flow_id, name, payload, signal_id)
+        self.store.signals.push(flow_id, name, payload, signal_id)
         self.dispatch(flow_id, head.name, "signal", head.queue)
 
     def _validated(self, flow_id: str, flow_name: str, name: str, payload: Any) -> Any:
@@ -161,7 +161,7 @@ class FlowRuntime:
         model = handle.signals.get(name) if handle is not None else None
         declared = set(handle.signals) if handle is not None else None
         if model is None:
-            snap = self.store.load(flow_id)
+            snap = self.store.snapshots.load(flow_id)
             if snap is not None:
                 declared = set(snap.signals) if declared is None else declared
                 schema = snap.signals.get(name) or _waiting_schema(snap, name)
@@ -194,7 +194,7 @@ class FlowRuntime:
             raise FlowError(f"a cancel reason must be a string or None, not {type(reason).__name__}")
         if reason is not None:
             lossless("the cancel reason", reason)
-        snap = self.store.cancel(validate_flow_id(flow_id), reason)
+        snap = self.store.snapshots.cancel(validate_flow_id(flow_id), reason)
         if snap.status == "cancelled":
             self.retire(snap, self.handles.get(snap.name))
         return snap.summary()
@@ -202,23 +202,23 @@ class FlowRuntime:
     @typed
     def list_flows(self, status: FlowStatus | None = None, name: str | None = None, limit: int = 50,
                    cursor: str | None = None) -> tuple[list[FlowSummary], str | None]:
-        return self.store.list_flows(status=status, name=name, limit=limit, cursor=cursor)
+        return self.store.listing.page(status=status, name=name, limit=limit, cursor=cursor)
 
     # -- retention -------------------------------------------------------------------------------
     def retire(self, snap: FlowSnapshot, handle: FlowHandle[Any] | None) -> None:
         """A finished flow: drop its timers and leftover signals, and let every key of it expire
         after ``CRUX_FLOW_RETENTION_S``."""
         names = self._signal_names(snap, handle)
-        self.store.retire(snap, names, self.crux.settings.flow_retention_s)
+        self.store.retention.retire(snap, names, self.crux.settings.flow_retention_s)
 
     @typed
     def delete(self, flow_id: str) -> bool:
         """Delete a flow and every key of it now (a running execution then stops at its next
         write). Returns whether it existed."""
-        snap = self.store.load(validate_flow_id(flow_id))
+        snap = self.store.snapshots.load(validate_flow_id(flow_id))
         if snap is None:
             return False
-        self.store.delete_flow(snap, self._signal_names(snap, self.handles.get(snap.name)))
+        self.store.retention.delete(snap, self._signal_names(snap, self.handles.get(snap.name)))
         return True
 
     @typed
@@ -237,7 +237,7 @@ class FlowRuntime:
             raise InvalidArgs(f"limit must be an integer >= 1, got {limit!r}")
         deleted = 0
         for wanted in statuses:
-            for flow_id in self.store.flows_older_than(wanted, older_than_s, limit - deleted):
+            for flow_id in self.store.retention.older_than(wanted, older_than_s, limit - deleted):
                 deleted += self.delete(flow_id)
         return deleted
 
@@ -245,7 +245,7 @@ class FlowRuntime:
         names = set(handle.signals) if handle is not None else set()
         if snap.waiting is not None and snap.waiting.kind == "signal":
             names.add(snap.waiting.name)
-        names.update(key.split("#", 1)[0] for key in self.store.delivered_signals(snap.flow_id))
+        names.update(key.split("#", 1)[0] for key in self.store.signals.delivered(snap.flow_id))
         return sorted(names)
 
     # -- durable children ------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class FlowRuntime:
                 error = exc
         record = {"ok": error is None, "output": output, "taskId": task_id,
                   "error": evidence.summary(error) if error is not None else None}
-        if self.store.put_child_result(flow_id, step_key, record):
+        if self.store.children.put(flow_id, step_key, record):
             self.resume(flow_id, "child")
 
     # -- workers ---------------------------------------------------------------------------------

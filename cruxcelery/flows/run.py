@@ -32,7 +32,7 @@ class FlowRun:
         self._stored_status: str = self.snap.status
         self._start_unsaved = False
         # what each wait occurrence took: signals (the store's delivered hash) and met conditions
-        self.delivered: dict[str, Any] = {**self.store.delivered_signals(self.snap.flow_id),
+        self.delivered: dict[str, Any] = {**self.store.signals.delivered(self.snap.flow_id),
                                           **self.snap.delivered_signals}
 
     def begin(self) -> None:
@@ -58,11 +58,11 @@ class FlowRun:
         for name, value in changes.items():
             setattr(self.snap, name, value)
         try:
-            self.snap = self.store.save(self.snap, self.snap.version, self._stored_status)
+            self.snap = self.store.snapshots.save(self.snap, self.snap.version, self._stored_status)
             self._stored_status = self.snap.status
             self._start_unsaved = False
         except VersionConflict:
-            fresh = self.store.load(self.flow_id)
+            fresh = self.store.snapshots.load(self.flow_id)
             if fresh is None or fresh.status == "cancelled":
                 raise FlowCancelled(fresh.cancel_reason if fresh else "the flow was deleted") from None
             raise LeaseLost(f"flow {self.flow_id} was written by another execution") from None

@@ -86,7 +86,7 @@ class FlowScope(Generic[A]):
         waiting = snap.waiting
         if waiting is not None and waiting.kind == "child" and waiting.name == label:
             attempt, in_fallback = max(waiting.occurrence, 1), waiting.fallback
-            pending = self._run.store.get_child_result(self.flow_id, waiting.child_key)
+            pending = self._run.store.children.get(self.flow_id, waiting.child_key)
             if pending is None:
                 raise FlowWaiting()  # a resume before the child finished: nothing to do yet
         started = time.time()
@@ -219,7 +219,7 @@ class FlowScope(Generic[A]):
         timeout_at = self._timeout_at(name, occurrence, timeout)
         self._expire_if_due(name, timeout_at, on_expired)
         while True:
-            found, payload = run.store.take_signal(self.flow_id, name, key)
+            found, payload = run.store.signals.take(self.flow_id, name, key)
             if not found:
                 break
             try:
@@ -228,7 +228,7 @@ class FlowScope(Generic[A]):
                 rejected = {"name": name, "payload": json_safe(payload), "message": str(exc),
                             "errors": json_safe(exc.errors(include_url=False)), "at": ids.iso_ms(time.time())}
                 run.save(rejected_signals=[*run.snap.rejected_signals, rejected])
-                run.store.forget_delivered(self.flow_id, key)
+                run.store.signals.forget_delivered(self.flow_id, key)
                 continue
             run.delivered[key] = payload
             run.save(waiting=None, status="running", suspended_at=None)

@@ -70,8 +70,8 @@ class Sweeper:
             thread.join(timeout_s)
         try:
             if drop_claims:
-                self._flows.store.drop_claims_of(self.worker_id)
-            self._flows.store.forget_worker(self.worker_id)
+                self._flows.store.claims.drop_of(self.worker_id)
+            self._flows.store.workers.forget(self.worker_id)
         except INFRASTRUCTURE_ERRORS:
             log.warning("cruxcelery: the sweeper could not unregister worker %s", self.worker_id)
 
@@ -91,8 +91,8 @@ class Sweeper:
         """One sweep; returns what it did (empty unless this sweeper holds the lock)."""
         store = self._flows.store
         interval_ms = int(self._flows.crux.settings.sweep_interval_s * 1000)
-        store.heartbeat(self.worker_id)
-        if not store.take_sweeper_lock(self.worker_id, max(3 * interval_ms, 3_000)):
+        store.workers.heartbeat(self.worker_id)
+        if not store.workers.take_sweeper_lock(self.worker_id, max(3 * interval_ms, 3_000)):
             return {}
         return {
             "timers": self._flows.timers.sweep(),
@@ -103,19 +103,19 @@ class Sweeper:
 
     def republish_dead_claims(self) -> int:
         store = self._flows.store
-        claims = store.claims()
+        claims = store.claims.all()
         if not claims:
             return 0
         settings = self._flows.crux.settings
         timeout_s = max(3 * settings.sweep_interval_s, min(WORKER_TIMEOUT_S, settings.flow_lease_s))
-        alive = store.live_workers(clock.now_ms() - int(timeout_s * 1000)) | {self.worker_id}
+        alive = store.workers.live(clock.now_ms() - int(timeout_s * 1000)) | {self.worker_id}
         republished = 0
         for task_id, claim in claims.items():
             if claim.get("worker") in alive:
                 continue
             message = claim.get("message") or {}
             self._republish(task_id, message)
-            store.unclaim(task_id)
+            store.claims.unclaim(task_id)
             republished += 1
         if republished:
             log.warning("cruxcelery: re-published %d task(s) held by dead workers", republished)
@@ -138,29 +138,29 @@ class Sweeper:
     def recover_lapsed_leases(self) -> int:
         store = self._flows.store
         lease_s = self._flows.crux.settings.flow_lease_s
-        candidates = store.lapsed_leases(clock.now_ms())
+        candidates = store.leases.lapsed(clock.now_ms())
         if not candidates:
             return 0
         recovered = 0
-        for flow_id, held in zip(candidates, store.leases_held(candidates), strict=True):
+        for flow_id, held in zip(candidates, store.leases.held(candidates), strict=True):
             if held:  # renewed since: the index entry catches up at the next renewal
-                store.postpone_lease_check(flow_id, lease_s)
+                store.leases.postpone_check(flow_id, lease_s)
                 continue
-            head = store.head(flow_id)
+            head = store.snapshots.head(flow_id)
             if head is None or head.status in TERMINAL_STATUSES:
-                store.untrack_lease(flow_id)
+                store.leases.untrack(flow_id)
                 continue
-            store.postpone_lease_check(flow_id, lease_s * RECOVER_AFTER)
+            store.leases.postpone_check(flow_id, lease_s * RECOVER_AFTER)
             self._flows.dispatch(flow_id, head.name, "recover", head.queue)
             recovered += 1
         return recovered
 
     def republish_outbox(self) -> int:
         store = self._flows.store
-        due = store.outbox_due(clock.now_ms() - OUTBOX_GRACE_MS)
+        due = store.outbox.due(clock.now_ms() - OUTBOX_GRACE_MS)
         for member, entry in due:
             self._flows.publish_flow_task(entry["flow_id"], entry["name"], entry.get("reason", "recover"),
                                           entry.get("queue"))
-            store.outbox_done(member)
+            store.outbox.done(member)
         return len(due)
 

@@ -51,14 +51,14 @@ class Timers:
         return scheduling.hop_s(self._flows.crux)
 
     def arm(self, flow_id: str, kind: str, name: str, due_ms: int, version: int = 0) -> None:
-        self._flows.store.add_timer(Timer(flow_id=flow_id, version=version, kind=kind, name=name,
+        self._flows.store.timers.add(Timer(flow_id=flow_id, version=version, kind=kind, name=name,
                                           due_ms=due_ms))
         self.schedule_wakeup(due_ms)
 
     def arm_for(self, snap: FlowSnapshot) -> None:
         """The timers a suspended snapshot needs, replacing any the flow had: its timeout and
         one periodic re-check, both armed for this snapshot version."""
-        self._flows.store.remove_timers_for(snap.flow_id)
+        self._flows.store.timers.remove_for(snap.flow_id)
         waiting = snap.waiting
         if waiting is None:
             return
@@ -98,12 +98,12 @@ class Timers:
         """Fire every due timer this process can claim; arm a wake-up for the next one."""
         store = self._flows.store
         fired = 0
-        for timer in store.due_timers(_now_ms(), limit=200):
-            if store.claim_timer(timer, _now_ms()):
+        for timer in store.timers.due(_now_ms(), limit=200):
+            if store.timers.claim(timer, _now_ms()):
                 if self._fire(timer):
                     fired += 1
-                store.drop_timer(timer)
-        upcoming = store.next_due_ms()
+                store.timers.drop(timer)
+        upcoming = store.timers.next_due_ms()
         if upcoming is not None:
             self.schedule_wakeup(upcoming, force=force_next)
         return fired
@@ -119,14 +119,14 @@ class Timers:
                        "parent_id": current.request.id, **options}
         payload = {"name": name, "args": list(args), "kwargs": kwargs, "options": options,
                    "envelope": envelope, "task_id": task_id}
-        self._flows.store.put_deferred(task_id, payload, due_ms)
+        self._flows.store.deferred.put(task_id, payload, due_ms)
         self.arm(task_id, "publish", name, due_ms)
 
     def _fire(self, timer: Timer) -> bool:
         if timer.kind == "publish":
             return self._publish(timer.flow_id)
         if timer.kind in ("timeout", "recheck"):
-            snap = self._flows.store.load(timer.flow_id)
+            snap = self._flows.store.snapshots.load(timer.flow_id)
             if snap is None or snap.is_terminal or snap.version != timer.version:
                 return False  # stale: the flow moved on
         self._flows.resume(timer.flow_id, "timer")
@@ -134,7 +134,7 @@ class Timers:
 
     def _publish(self, deferred_id: str) -> bool:
         store, crux = self._flows.store, self._flows.crux
-        payload = store.get_deferred(deferred_id)
+        payload = store.deferred.get(deferred_id)
         if payload is None:
             return False  # published already
         envelope = crux.codec.decode(payload["envelope"]) if payload.get("envelope") else None
@@ -142,7 +142,7 @@ class Timers:
         with outgoing(envelope):
             crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
                                task_id=payload["task_id"], **options)
-        store.delete_deferred(deferred_id)  # done only once the publish succeeded
+        store.deferred.delete(deferred_id)  # done only once the publish succeeded
         return True
 
 

@@ -83,4 +83,4 @@ def test_fifty_concurrent_resumes_of_one_flow_run_each_step_once(db2_app, db2_wo
     assert result.output == {"a": 1, "b": 1, "c": 1}
     assert set(snapshot.completed_steps) == {"a", "b", "c"}
     assert all(step.attempts == 1 for step in snapshot.completed_steps.values())
-    assert db2_app.crux.flows.store.pending_signal_count(flow_id, "go") == 0, "leftover signals are deleted"
+    assert db2_app.crux.flows.store.signals.pending_count(flow_id, "go") == 0, "leftover signals are deleted"

@@ -121,12 +121,12 @@ def test_a_worker_exiting_after_an_unrecoverable_error_leaves_its_claims_to_the_
     kept = {}
     try:
         for exitcode in (1, 0, None):
-            store.heartbeat(worker_id)
-            store.claim("task-1", worker_id, message)
+            store.workers.heartbeat(worker_id)
+            store.claims.claim("task-1", worker_id, message)
             signals.worker_shutdown.send(sender=_WorkController(app, exitcode))
-            kept[exitcode] = "task-1" in store.claims()
-            assert worker_id not in store.live_workers(0), "the worker is forgotten either way"
-            store.unclaim("task-1")
+            kept[exitcode] = "task-1" in store.claims.all()
+            assert worker_id not in store.workers.live(0), "the worker is forgotten either way"
+            store.claims.unclaim("task-1")
     finally:
         client = redis.Redis.from_url(url)
         keys = list(client.scan_iter(f"{prefix}:*"))

@@ -94,5 +94,5 @@ def test_ten_thousand_signals_across_a_thousand_flows_are_each_delivered_once(db
     assert received == total and duplicates == 0 and misdelivered == 0
     assert out_of_order == 0, "a flow takes its buffered signals oldest first"
     store = db2_app.crux.flows.store
-    leftovers = sum(store.pending_signal_count(f, "tick") for f in flow_ids)
+    leftovers = sum(store.signals.pending_count(f, "tick") for f in flow_ids)
     assert leftovers == 0, f"{leftovers} signals left pending"

@@ -33,7 +33,7 @@ def test_a_killed_worker_loses_no_flow_and_no_recorded_step_runs_again(tmp_path,
         while sum(s == "suspended" for s in _statuses(chaos_app, flow_ids).values()) < 15:
             assert time.monotonic() < deadline, doomed.log()[-3000:]
             time.sleep(0.2)
-        claims = store.claims().values()
+        claims = store.claims.all().values()
         held = {c["message"]["kwargs"]["flow_id"] for c in claims}
         dead_worker = {c["worker"] for c in claims}
         recorded = {f for f in flow_ids if "work" in chaos_app.steady.snapshot(f).completed_steps}
@@ -77,8 +77,8 @@ def test_a_killed_worker_loses_no_flow_and_no_recorded_step_runs_again(tmp_path,
 def _all_republished(app, store, held, dead_worker) -> bool:
     """No message of the dead worker is left unpublished, and every flow it was running has been
     resumed (its lease is held again, or the sweeper dispatched it and postponed its check)."""
-    if any(c["worker"] in dead_worker for c in store.claims().values()):
+    if any(c["worker"] in dead_worker for c in store.claims.all().values()):
         return False
     now = int(time.time() * 1000)
-    lapsed = set(store.lapsed_leases(now, limit=1000))
+    lapsed = set(store.leases.lapsed(now, limit=1000))
     return not any(app.steady.status(f).status == "running" and f in lapsed for f in held)

@@ -84,14 +84,14 @@ def test_show_a_suspended_flow(cli: Any) -> None:
 def test_show_rejected_signals_and_an_error(cli: Any) -> None:
     flow_id = suspended()
     store = cli_app.crux.flows.store
-    snap = store.require(flow_id)
+    snap = store.snapshots.require(flow_id)
     rejected = {"name": "approval", "payload": {"approved": "maybe"}, "message": "bad",
                 "errors": [{"loc": ["approved"], "msg": "Input should be a valid boolean"}], "at": "2024-01-01"}
     from cruxcelery.flows.snapshot import ErrorInfo
 
     failed = snap.model_copy(update={"status": "failed", "waiting": None, "rejected_signals": [rejected],
                                      "error": ErrorInfo(message="the CMS refused", name="StepFailed")})
-    store.save(failed, snap.version)
+    store.snapshots.save(failed, snap.version)
     out = cli("flows", "show", flow_id).out
     assert "rejected signals:" in out and '"approved": "maybe"' in out
     assert "approved: Input should be a valid boolean" in out
@@ -124,7 +124,7 @@ def test_signal_errors_say_what_to_do(cli: Any) -> None:
 
     undeclared = cli("flows", "signal", flow_id, "rejection", "{}")
     assert undeclared.code == 1 and "declares no signal 'rejection'" in undeclared.err
-    assert cli_app.crux.flows.store.pending_signal_count(flow_id, "approval") == 0
+    assert cli_app.crux.flows.store.signals.pending_count(flow_id, "approval") == 0
 
 
 def test_signal_stores_once_per_signal_id(cli: Any) -> None:
@@ -133,7 +133,7 @@ def test_signal_stores_once_per_signal_id(cli: Any) -> None:
         sent = cli("flows", "signal", flow_id, "approval", '{"approved": true}', "--signal-id", "sig-1")
         assert sent.code == 0, sent.err
         assert f"signal 'approval' stored for flow {flow_id}" in sent.out
-    assert cli_app.crux.flows.store.pending_signal_count(flow_id, "approval") == 1
+    assert cli_app.crux.flows.store.signals.pending_count(flow_id, "approval") == 1
 
 
 def test_signal_to_a_finished_flow(cli: Any) -> None:
@@ -170,22 +170,22 @@ def test_retry_writes_without_a_worker(cli: Any) -> None:
     flows = cli_app.crux.flows
     store, keys = flows.store, flows.store.keys
     flow_id = suspended()
-    snap = store.require(flow_id)
+    snap = store.snapshots.require(flow_id)
     from cruxcelery.flows.snapshot import ErrorInfo
 
-    failed = store.save(snap.model_copy(update={"status": "failed", "waiting": None,
+    failed = store.snapshots.save(snap.model_copy(update={"status": "failed", "waiting": None,
                                                 "error": ErrorInfo(message="boom", name="StepFailed")}),
                         snap.version)
-    store.put_child_result(flow_id, "publish.1", {"ok": False, "error": {"message": "refused"}})
+    store.children.put(flow_id, "publish.1", {"ok": False, "error": {"message": "refused"}})
     flows.retire(failed, cli_app.review)
     assert store.redis.ttl(keys.flow(flow_id)) > 0
 
     result = cli("flows", "retry", flow_id)
     assert result.code == 0, result.err
-    again = store.require(flow_id)
+    again = store.snapshots.require(flow_id)
     assert again.status == "pending" and again.error is None and list(again.completed_steps) == ["plan"]
     assert store.redis.ttl(keys.flow(flow_id)) == -1
-    assert store.get_child_result(flow_id, "publish.1") is None
+    assert store.children.get(flow_id, "publish.1") is None
     assert store.redis.zscore(keys.leases(), flow_id) is not None
     assert store.redis.llen(cli_app.QUEUE) >= 1  # the flow's task, published
     assert [f.flow_id for f in flows.list_flows(status="pending")[0]] == [flow_id]

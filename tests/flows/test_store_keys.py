@@ -80,22 +80,22 @@ def test_invalid_ids_are_rejected_before_any_redis_command() -> None:
     good = FlowSnapshot(flow_id="f1", name="writer")
     bad_id, bad_name = "bad id", "bad:name"
     calls: list[Callable[[], Any]] = [
-        lambda: store.create(good, idempotency_key="bad key"),
-        lambda: store.load(bad_id),
-        lambda: store.require(bad_id),
-        lambda: store.exists(bad_id),
-        lambda: store.cancel(bad_id, "x"),
-        lambda: store.acquire_lease_or_request_wake(bad_id, 10),
-        lambda: store.renew_lease(bad_id, "t", 10),
-        lambda: store.release_lease(bad_id, "t"),
-        lambda: store.push_signal("f1", bad_name, {}),
-        lambda: store.push_signal(bad_id, "approval", {}),
-        lambda: store.take_signal("f1", bad_name, "x#0"),
-        lambda: store.pending_signal_count("f1", bad_name),
-        lambda: store.put_child_result("f1", bad_name, {}),
-        lambda: store.get_child_result(bad_id, "s"),
-        lambda: store.remove_timers_for(bad_id),
-        lambda: store.list_flows(name=bad_name),
+        lambda: store.snapshots.create(good, idempotency_key="bad key"),
+        lambda: store.snapshots.load(bad_id),
+        lambda: store.snapshots.require(bad_id),
+        lambda: store.snapshots.exists(bad_id),
+        lambda: store.snapshots.cancel(bad_id, "x"),
+        lambda: store.leases.acquire_or_request_wake(bad_id, 10),
+        lambda: store.leases.renew(bad_id, "t", 10),
+        lambda: store.leases.release(bad_id, "t"),
+        lambda: store.signals.push("f1", bad_name, {}),
+        lambda: store.signals.push(bad_id, "approval", {}),
+        lambda: store.signals.take("f1", bad_name, "x#0"),
+        lambda: store.signals.pending_count("f1", bad_name),
+        lambda: store.children.put("f1", bad_name, {}),
+        lambda: store.children.get(bad_id, "s"),
+        lambda: store.timers.remove_for(bad_id),
+        lambda: store.listing.page(name=bad_name),
     ]
     for call in calls:
         with pytest.raises(InvalidFlowId):

@@ -20,7 +20,7 @@ def _seed(store: RedisFlowStore, snap: Snap, count: int, **fields: object) -> li
     ids = []
     for i in range(count):
         flow_id = f"{fields.get('name', 'writer')}-{fields.get('status', 'pending')}-{i:03d}"
-        store.create(snap(flow_id, updated_at=BASE + (i // 7) * 1_000, **fields))
+        store.snapshots.create(snap(flow_id, updated_at=BASE + (i // 7) * 1_000, **fields))
         ids.append(flow_id)
     return ids
 
@@ -31,7 +31,7 @@ def _page_all(
     pages: list[list[FlowSummary]] = []
     cursor: str | None = None
     while True:
-        page, cursor = store.list_flows(status=status, name=name, limit=limit, cursor=cursor)
+        page, cursor = store.listing.page(status=status, name=name, limit=limit, cursor=cursor)
         pages.append(page)
         if cursor is None:
             return pages
@@ -84,41 +84,41 @@ def test_list_without_filters_uses_the_all_index(store: RedisFlowStore, snap: Sn
 
 
 def test_list_follows_status_changes(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="pending"))
-    current = store.require("f1")
-    store.save(current.model_copy(update={"status": "suspended", "suspended_at": "approval"}), 0)
+    store.snapshots.create(snap("f1", status="pending"))
+    current = store.snapshots.require("f1")
+    store.snapshots.save(current.model_copy(update={"status": "suspended", "suspended_at": "approval"}), 0)
 
-    assert store.list_flows(status="pending") == ([], None)
-    page, _ = store.list_flows(status="suspended")
+    assert store.listing.page(status="pending") == ([], None)
+    page, _ = store.listing.page(status="suspended")
     assert [(s.flow_id, s.status, s.suspended_at) for s in page] == [("f1", "suspended", "approval")]
 
 
 def test_list_orders_by_the_last_status_change_not_by_saves_that_keep_the_status(
     store: RedisFlowStore, snap: Snap
 ) -> None:
-    store.create(snap("older", status="running", updated_at=BASE))
-    store.create(snap("newer", status="running", updated_at=BASE + 1_000))
-    older = store.require("older")
+    store.snapshots.create(snap("older", status="running", updated_at=BASE))
+    store.snapshots.create(snap("newer", status="running", updated_at=BASE + 1_000))
+    older = store.snapshots.require("older")
 
-    saved = store.save(older.model_copy(update={"step_order": ["s1"]}), older.version)  # a step's output
+    saved = store.snapshots.save(older.model_copy(update={"step_order": ["s1"]}), older.version)  # a step's output
 
     assert saved.updated_at > BASE + 1_000
-    page, _ = store.list_flows(status="running")
+    page, _ = store.listing.page(status="running")
     assert [s.flow_id for s in page] == ["newer", "older"]
     for key in (store.keys.status_index("running"), store.keys.name_index("writer"), store.keys.all_index()):
         assert store.redis.zscore(key, "older") == BASE
-    suspended = store.save(saved.model_copy(update={"status": "suspended"}), saved.version)
-    page, _ = store.list_flows()
+    suspended = store.snapshots.save(saved.model_copy(update={"status": "suspended"}), saved.version)
+    page, _ = store.listing.page()
     assert [s.flow_id for s in page] == ["older", "newer"]
     assert store.redis.zscore(store.keys.all_index(), "older") == suspended.updated_at
 
 
 def test_a_stale_entry_put_back_keeps_the_score_of_the_other_indexes(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="running", updated_at=BASE))
-    current = store.require("f1")
-    store.save(current.model_copy(update={"step_order": ["s1"]}), current.version)
+    store.snapshots.create(snap("f1", status="running", updated_at=BASE))
+    current = store.snapshots.require("f1")
+    store.snapshots.save(current.model_copy(update={"step_order": ["s1"]}), current.version)
 
-    store.drop_stale_entry(store.keys.status_index("running"), "running", "f1")
+    store.snapshots.drop_stale_entry(store.keys.status_index("running"), "running", "f1")
 
     assert store.redis.zscore(store.keys.status_index("running"), "f1") == BASE
 
@@ -127,7 +127,7 @@ def test_list_skips_and_removes_members_whose_snapshot_is_gone(store: RedisFlowS
     ids = _seed(store, snap, 10, status="suspended")
     store.redis.delete(store.keys.flow(ids[3]), store.keys.flow(ids[7]))
 
-    page, cursor = store.list_flows(status="suspended", limit=50)
+    page, cursor = store.listing.page(status="suspended", limit=50)
 
     assert sorted(s.flow_id for s in page) == sorted(set(ids) - {ids[3], ids[7]})
     assert cursor is None
@@ -136,10 +136,10 @@ def test_list_skips_and_removes_members_whose_snapshot_is_gone(store: RedisFlowS
 
 
 def test_list_removes_a_stale_status_index_member(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="completed"))
+    store.snapshots.create(snap("f1", status="completed"))
     store.redis.zadd(store.keys.status_index("running"), {"f1": BASE})
 
-    assert store.list_flows(status="running") == ([], None)
+    assert store.listing.page(status="running") == ([], None)
     assert store.redis.zscore(store.keys.status_index("running"), "f1") is None
     assert store.redis.zscore(store.keys.status_index("completed"), "f1") is not None
 
@@ -147,13 +147,13 @@ def test_list_removes_a_stale_status_index_member(store: RedisFlowStore, snap: S
 def test_last_full_page_has_no_cursor(store: RedisFlowStore, snap: Snap) -> None:
     _seed(store, snap, 10)
 
-    page, cursor = store.list_flows(limit=10)
+    page, cursor = store.listing.page(limit=10)
 
     assert len(page) == 10 and cursor is None
 
 
 def test_invalid_cursor_is_rejected(store: RedisFlowStore) -> None:
     with pytest.raises(InvalidCursor):
-        store.list_flows(cursor="not-a-cursor")
+        store.listing.page(cursor="not-a-cursor")
     with pytest.raises(ValueError):
-        store.list_flows(limit=0)
+        store.listing.page(limit=0)

@@ -11,10 +11,10 @@ from tests.concurrency import race
 
 def test_signals_are_buffered_and_delivered_fifo_one_per_wait(store: RedisFlowStore) -> None:
     for i in range(3):
-        store.push_signal("f1", "approval", {"n": i})
+        store.signals.push("f1", "approval", {"n": i})
 
-    assert store.pending_signal_count("f1", "approval") == 3
-    assert [store.take_signal("f1", "approval", f"approval#{i}") for i in range(4)] == [
+    assert store.signals.pending_count("f1", "approval") == 3
+    assert [store.signals.take("f1", "approval", f"approval#{i}") for i in range(4)] == [
         (True, {"n": 0}),
         (True, {"n": 1}),
         (True, {"n": 2}),
@@ -23,30 +23,30 @@ def test_signals_are_buffered_and_delivered_fifo_one_per_wait(store: RedisFlowSt
 
 
 def test_a_wait_that_took_a_signal_gets_the_same_one_again(store: RedisFlowStore) -> None:
-    store.push_signal("f1", "approval", {"n": 1})
-    store.push_signal("f1", "approval", {"n": 2})
+    store.signals.push("f1", "approval", {"n": 1})
+    store.signals.push("f1", "approval", {"n": 2})
 
-    assert store.take_signal("f1", "approval", "approval#0") == (True, {"n": 1})
-    assert store.take_signal("f1", "approval", "approval#0") == (True, {"n": 1})  # a replay after a crash
-    assert store.delivered_signals("f1") == {"approval#0": {"n": 1}}
-    assert store.pending_signal_count("f1", "approval") == 1
+    assert store.signals.take("f1", "approval", "approval#0") == (True, {"n": 1})
+    assert store.signals.take("f1", "approval", "approval#0") == (True, {"n": 1})  # a replay after a crash
+    assert store.signals.delivered("f1") == {"approval#0": {"n": 1}}
+    assert store.signals.pending_count("f1", "approval") == 1
 
 
 def test_a_null_payload_is_a_delivered_signal(store: RedisFlowStore) -> None:
-    store.push_signal("f1", "approval", None)
+    store.signals.push("f1", "approval", None)
 
-    assert store.take_signal("f1", "approval", "approval#0") == (True, None)
-    assert store.take_signal("f1", "approval", "approval#1") == (False, None)
+    assert store.signals.take("f1", "approval", "approval#0") == (True, None)
+    assert store.signals.take("f1", "approval", "approval#1") == (False, None)
 
 
 def test_concurrent_takes_deliver_each_payload_once(store: RedisFlowStore) -> None:
     for i in range(20):
-        store.push_signal("f1", "approval", i)
+        store.signals.push("f1", "approval", i)
 
     def take_all(worker: int) -> list[Any]:
         taken = []
         n = 0
-        while (found_payload := store.take_signal("f1", "approval", f"approval#{worker}-{n}"))[0]:
+        while (found_payload := store.signals.take("f1", "approval", f"approval#{worker}-{n}"))[0]:
             taken.append(found_payload[1])
             n += 1
         return taken
@@ -56,38 +56,38 @@ def test_concurrent_takes_deliver_each_payload_once(store: RedisFlowStore) -> No
 
 
 def test_a_repeated_signal_id_is_stored_once(store: RedisFlowStore) -> None:
-    assert store.push_signal("f1", "approval", {"n": 1}, signal_id="req-1") is True
-    assert store.push_signal("f1", "approval", {"n": 1}, signal_id="req-1") is False
-    assert store.push_signal("f1", "approval", {"n": 2}) is True
+    assert store.signals.push("f1", "approval", {"n": 1}, signal_id="req-1") is True
+    assert store.signals.push("f1", "approval", {"n": 1}, signal_id="req-1") is False
+    assert store.signals.push("f1", "approval", {"n": 2}) is True
 
-    assert store.pending_signal_count("f1", "approval") == 2
+    assert store.signals.pending_count("f1", "approval") == 2
 
 
 def test_signal_names_are_separate_queues(store: RedisFlowStore) -> None:
-    store.push_signal("f1", "approval", 1)
-    store.push_signal("f1", "review", 2)
-    store.push_signal("f2", "approval", 3)
+    store.signals.push("f1", "approval", 1)
+    store.signals.push("f1", "review", 2)
+    store.signals.push("f2", "approval", 3)
 
-    assert store.take_signal("f1", "review", "review#0") == (True, 2)
-    assert store.take_signal("f1", "approval", "approval#0") == (True, 1)
-    assert store.take_signal("f2", "approval", "approval#0") == (True, 3)
+    assert store.signals.take("f1", "review", "review#0") == (True, 2)
+    assert store.signals.take("f1", "approval", "approval#0") == (True, 1)
+    assert store.signals.take("f2", "approval", "approval#0") == (True, 3)
 
 
 def test_signal_queue_expires(store: RedisFlowStore) -> None:
-    store.push_signal("f1", "approval", 1)
+    store.signals.push("f1", "approval", 1)
     assert store.redis.pttl(store.keys.signal("f1", "approval")) > 29 * 86_400_000
 
 
 def test_a_payload_that_is_not_json_is_rejected(store: RedisFlowStore) -> None:
     with pytest.raises(SignalRejected):
-        store.push_signal("f1", "approval", {"when": object()})
+        store.signals.push("f1", "approval", {"when": object()})
     with pytest.raises(SignalRejected):
-        store.push_signal("f1", "approval", float("nan"))
-    assert store.pending_signal_count("f1", "approval") == 0
+        store.signals.push("f1", "approval", float("nan"))
+    assert store.signals.pending_count("f1", "approval") == 0
 
 
 def test_a_corrupt_stored_payload_is_reported(store: RedisFlowStore) -> None:
     store.redis.rpush(store.keys.signal("f1", "approval"), b"{not json")
 
     with pytest.raises(SignalRejected, match="not JSON"):
-        store.take_signal("f1", "approval", "approval#0")
+        store.signals.take("f1", "approval", "approval#0")

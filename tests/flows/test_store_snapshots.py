@@ -21,10 +21,10 @@ def _score(store: RedisFlowStore, key: str, member: str) -> float | None:
 
 
 def test_create_writes_snapshot_and_every_index_entry(store: RedisFlowStore, snap: Snap) -> None:
-    flow_id, created = store.create(snap("f1", status="pending", updated_at=1_000))
+    flow_id, created = store.snapshots.create(snap("f1", status="pending", updated_at=1_000))
 
     assert (flow_id, created) == ("f1", True)
-    loaded = store.require("f1")
+    loaded = store.snapshots.require("f1")
     assert (loaded.flow_id, loaded.name, loaded.status, loaded.version) == ("f1", "writer", "pending", 0)
     keys = store.keys
     assert _score(store, keys.status_index("pending"), "f1") == 1_000
@@ -35,34 +35,34 @@ def test_create_writes_snapshot_and_every_index_entry(store: RedisFlowStore, sna
 def test_create_of_an_existing_flow_id_returns_false_and_leaves_it_alone(
     store: RedisFlowStore, snap: Snap
 ) -> None:
-    store.create(snap("f1", status="pending", updated_at=1_000, input={"a": 1}))
+    store.snapshots.create(snap("f1", status="pending", updated_at=1_000, input={"a": 1}))
 
-    again = store.create(snap("f1", status="running", updated_at=2_000, input={"a": 2}))
+    again = store.snapshots.create(snap("f1", status="running", updated_at=2_000, input={"a": 2}))
 
     assert again == ("f1", False)
-    loaded = store.require("f1")
+    loaded = store.snapshots.require("f1")
     assert (loaded.status, loaded.input) == ("pending", {"a": 1})
     assert store.redis.zscore(store.keys.status_index("running"), "f1") is None
     assert _score(store, store.keys.all_index(), "f1") == 1_000
 
 
 def test_idempotency_key_first_creator_wins(store: RedisFlowStore, snap: Snap) -> None:
-    assert store.create(snap("f1"), idempotency_key="order:42") == ("f1", True)
+    assert store.snapshots.create(snap("f1"), idempotency_key="order:42") == ("f1", True)
 
-    assert store.create(snap("f2"), idempotency_key="order:42") == ("f1", False)
-    assert store.load("f2") is None
-    assert store.require("f1").idempotency_key == "order:42"
+    assert store.snapshots.create(snap("f2"), idempotency_key="order:42") == ("f1", False)
+    assert store.snapshots.load("f2") is None
+    assert store.snapshots.require("f1").idempotency_key == "order:42"
     # the key is scoped by flow name
-    assert store.create(snap("f3", name="other"), idempotency_key="order:42") == ("f3", True)
+    assert store.snapshots.create(snap("f3", name="other"), idempotency_key="order:42") == ("f3", True)
 
 
 def test_idempotency_key_taken_from_the_snapshot(store: RedisFlowStore, snap: Snap) -> None:
-    assert store.create(snap("f1", idempotency_key="k1")) == ("f1", True)
-    assert store.create(snap("f2", idempotency_key="k1")) == ("f1", False)
+    assert store.snapshots.create(snap("f1", idempotency_key="k1")) == ("f1", True)
+    assert store.snapshots.create(snap("f2", idempotency_key="k1")) == ("f1", False)
 
 
 def test_idempotency_key_race_has_one_winner(store: RedisFlowStore, snap: Snap) -> None:
-    results = race(lambda i: store.create(snap(f"f{i}"), idempotency_key="same"))
+    results = race(lambda i: store.snapshots.create(snap(f"f{i}"), idempotency_key="same"))
 
     winners = [flow_id for flow_id, created in results if created]
     assert len(winners) == 1
@@ -71,34 +71,34 @@ def test_idempotency_key_race_has_one_winner(store: RedisFlowStore, snap: Snap) 
 
 
 def test_save_bumps_version_and_updated_at(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", updated_at=1_000))
-    current = store.require("f1")
+    store.snapshots.create(snap("f1", updated_at=1_000))
+    current = store.snapshots.require("f1")
 
-    saved = store.save(current.model_copy(update={"status": "running"}), expected_version=0)
+    saved = store.snapshots.save(current.model_copy(update={"status": "running"}), expected_version=0)
 
     assert saved.version == 1
     assert saved.updated_at > 1_000
-    assert store.require("f1") == saved
+    assert store.snapshots.require("f1") == saved
 
 
 def test_save_with_a_stale_version_raises_version_conflict(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1"))
-    first = store.require("f1")
-    store.save(first.model_copy(update={"status": "running"}), expected_version=0)
+    store.snapshots.create(snap("f1"))
+    first = store.snapshots.require("f1")
+    store.snapshots.save(first.model_copy(update={"status": "running"}), expected_version=0)
 
     with pytest.raises(VersionConflict) as info:
-        store.save(first.model_copy(update={"status": "failed"}), expected_version=0)
+        store.snapshots.save(first.model_copy(update={"status": "failed"}), expected_version=0)
 
     assert (info.value.expected, info.value.actual) == (0, 1)
-    assert store.require("f1").status == "running"
+    assert store.snapshots.require("f1").status == "running"
     assert store.redis.zscore(store.keys.status_index("failed"), "f1") is None
 
 
 def test_save_moves_the_flow_between_status_indexes(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="pending"))
-    current = store.require("f1")
+    store.snapshots.create(snap("f1", status="pending"))
+    current = store.snapshots.require("f1")
 
-    saved = store.save(current.model_copy(update={"status": "suspended"}), current.version)
+    saved = store.snapshots.save(current.model_copy(update={"status": "suspended"}), current.version)
 
     keys = store.keys
     assert store.redis.zscore(keys.status_index("pending"), "f1") is None
@@ -111,21 +111,21 @@ def test_save_moves_the_flow_between_status_indexes(store: RedisFlowStore, snap:
 
 def test_save_of_an_unknown_flow_raises_flow_not_found(store: RedisFlowStore, snap: Snap) -> None:
     with pytest.raises(FlowNotFound):
-        store.save(snap("ghost"), expected_version=0)
+        store.snapshots.save(snap("ghost"), expected_version=0)
     assert store.redis.zcard(store.keys.all_index()) == 0
 
 
 def test_save_refuses_to_rename_a_flow(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", name="writer"))
+    store.snapshots.create(snap("f1", name="writer"))
 
     with pytest.raises(FlowError, match="cannot rename"):
-        store.save(snap("f1", name="reader"), expected_version=0)
+        store.snapshots.save(snap("f1", name="reader"), expected_version=0)
 
 
 def test_require_of_an_unknown_flow_raises_flow_not_found(store: RedisFlowStore) -> None:
-    assert store.load("ghost") is None
+    assert store.snapshots.load("ghost") is None
     with pytest.raises(FlowNotFound) as info:
-        store.require("ghost")
+        store.snapshots.require("ghost")
     assert isinstance(info.value, KeyError)
     assert "ghost" in str(info.value)
 
@@ -146,9 +146,9 @@ def test_snapshot_round_trips_every_field(store: RedisFlowStore, snap: Snap) -> 
         parent_flow_id="parent-1",
         segments=3,
     )
-    store.create(full)
+    store.snapshots.create(full)
 
-    loaded = store.require("f1")
+    loaded = store.snapshots.require("f1")
     assert loaded == full
     assert loaded.waiting is not None and loaded.waiting.schema_ == {"type": "object"}
     assert loaded.summary().timeout_at == 5_000
@@ -156,60 +156,60 @@ def test_snapshot_round_trips_every_field(store: RedisFlowStore, snap: Snap) -> 
 
 
 def test_cancel_marks_a_live_flow_cancelled(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="suspended", waiting={"kind": "signal", "name": "approval"}))
+    store.snapshots.create(snap("f1", status="suspended", waiting={"kind": "signal", "name": "approval"}))
 
-    cancelled = store.cancel("f1", "rejected")
+    cancelled = store.snapshots.cancel("f1", "rejected")
 
     assert (cancelled.status, cancelled.cancel_reason, cancelled.waiting) == ("cancelled", "rejected", None)
-    assert store.require("f1") == cancelled
+    assert store.snapshots.require("f1") == cancelled
     assert store.redis.zscore(store.keys.status_index("suspended"), "f1") is None
     assert store.redis.zscore(store.keys.status_index("cancelled"), "f1") is not None
 
 
 def test_cancel_is_a_no_op_on_a_terminal_flow(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="completed", output=7))
-    before = store.require("f1")
+    store.snapshots.create(snap("f1", status="completed", output=7))
+    before = store.snapshots.require("f1")
 
-    after = store.cancel("f1", "too late")
+    after = store.snapshots.cancel("f1", "too late")
 
     assert after == before
-    assert store.require("f1") == before
+    assert store.snapshots.require("f1") == before
 
 
 def test_cancel_of_an_unknown_flow_raises_flow_not_found(store: RedisFlowStore) -> None:
     with pytest.raises(FlowNotFound):
-        store.cancel("ghost", "why")
+        store.snapshots.cancel("ghost", "why")
 
 
 def test_cancel_wins_against_concurrent_writers(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1", status="running"))
+    store.snapshots.create(snap("f1", status="running"))
     stop = threading.Event()
 
     def churn() -> None:
         while not stop.is_set():
-            current = store.require("f1")
+            current = store.snapshots.require("f1")
             if current.is_terminal:
                 return
             with contextlib.suppress(VersionConflict):
-                store.save(current.model_copy(update={"segments": current.segments + 1}), current.version)
+                store.snapshots.save(current.model_copy(update={"segments": current.segments + 1}), current.version)
 
     worker = threading.Thread(target=churn)
     worker.start()
     try:
-        cancelled = store.cancel("f1", "stop")
+        cancelled = store.snapshots.cancel("f1", "stop")
     finally:
         stop.set()
         worker.join()
     assert cancelled.status == "cancelled"
-    assert store.require("f1").status == "cancelled"
+    assert store.snapshots.require("f1").status == "cancelled"
 
 
 def test_store_works_with_decode_responses(make_store: StoreFactory, snap: Snap) -> None:
     store = make_store(decode_responses=True)
-    store.create(snap("f1"))
-    saved = store.save(store.require("f1").model_copy(update={"status": "running"}), 0)
-    assert store.require("f1") == saved
-    page, cursor = store.list_flows(status="running")
+    store.snapshots.create(snap("f1"))
+    saved = store.snapshots.save(store.snapshots.require("f1").model_copy(update={"status": "running"}), 0)
+    assert store.snapshots.require("f1") == saved
+    page, cursor = store.listing.page(status="running")
     assert ([s.flow_id for s in page], cursor) == (["f1"], None)
 
 
@@ -220,11 +220,11 @@ def test_flow_snapshot_defaults_are_usable() -> None:
 
 
 def test_save_refuses_an_unknown_status(store: RedisFlowStore, snap: Snap) -> None:
-    store.create(snap("f1"))
-    broken = store.require("f1").model_copy(update={"status": "sleeping"})
+    store.snapshots.create(snap("f1"))
+    broken = store.snapshots.require("f1").model_copy(update={"status": "sleeping"})
 
     with pytest.raises(InvalidFlowId):
-        store.save(broken, expected_version=0)
+        store.snapshots.save(broken, expected_version=0)
     assert store.redis.zscore(store.keys.status_index("pending"), "f1") is not None
 
 
@@ -237,7 +237,7 @@ def test_stored_snapshot_omits_defaults_and_the_declared_schema_and_loads_equal(
     suspended = snap("f1", status="suspended", signals={"go": GO_SCHEMA}, suspended_at="go",
                      waiting={"kind": "signal", "name": "go", "schema": GO_SCHEMA},
                      input={"note": None}, trace_context={"run_id": "run_1"})
-    store.create(suspended)
+    store.snapshots.create(suspended)
 
     raw = store.redis.hget(store.keys.flow("f1"), "data")
 
@@ -248,7 +248,7 @@ def test_stored_snapshot_omits_defaults_and_the_declared_schema_and_loads_equal(
                     b'"fallback"', b'"idempotency_key"', b'"parent_flow_id"'):
         assert default not in raw
     assert b'"input":{"note":null}' in raw  # values inside inputs and outputs keep their nulls
-    assert store.require("f1") == suspended
+    assert store.snapshots.require("f1") == suspended
     summary = store.redis.hget(store.keys.flow("f1"), "summary")
     assert summary is not None and b"null" not in summary
 
@@ -266,15 +266,15 @@ def test_stored_snapshot_round_trips_whatever_it_waits_for(
     stored = snap("f1", status="suspended", signals={"go": GO_SCHEMA}, waiting=waiting,
                   error=ErrorInfo(message="boom", retryable=False), output={"x": None, "l": [None]},
                   completed_steps={"plan": StepRecord(output=None)}, step_order=["plan"])
-    store.create(stored)
+    store.snapshots.create(stored)
 
-    assert store.require("f1") == stored
+    assert store.snapshots.require("f1") == stored
 
 
 def test_a_snapshot_stored_with_every_field_written_still_loads(store: RedisFlowStore, snap: Snap) -> None:
     older = snap("f1", status="suspended", signals={"go": GO_SCHEMA},
                  waiting={"kind": "signal", "name": "go", "schema": GO_SCHEMA})
-    store.create(older)
+    store.snapshots.create(older)
     store.redis.hset(store.keys.flow("f1"), "data", older.model_dump_json(by_alias=True))
 
-    assert store.require("f1") == older
+    assert store.snapshots.require("f1") == older

@@ -8,76 +8,76 @@ from tests.concurrency import race
 def test_due_timers_are_returned_earliest_first(store: RedisFlowStore) -> None:
     late = Timer(flow_id="f1", version=3, kind="timeout", name="approval", due_ms=3_000)
     early = Timer(flow_id="f2", version=1, kind="recheck", name="ready", due_ms=1_000)
-    store.add_timer(late)
-    store.add_timer(early)
+    store.timers.add(late)
+    store.timers.add(early)
 
-    assert store.next_due_ms() == 1_000
-    assert store.due_timers(now_ms=500) == []
-    assert store.due_timers(now_ms=2_000) == [early]
-    assert store.due_timers(now_ms=5_000) == [early, late]
-    assert store.due_timers(now_ms=5_000, limit=1) == [early]
+    assert store.timers.next_due_ms() == 1_000
+    assert store.timers.due(now_ms=500) == []
+    assert store.timers.due(now_ms=2_000) == [early]
+    assert store.timers.due(now_ms=5_000) == [early, late]
+    assert store.timers.due(now_ms=5_000, limit=1) == [early]
 
 
 def test_timer_member_is_canonical_json(store: RedisFlowStore) -> None:
     timer = Timer(flow_id="f1", version=2, kind="wake", due_ms=10)
-    store.add_timer(timer)
+    store.timers.add(timer)
 
     members = store.redis.zrange(store.keys.timers(), 0, -1)
     assert members == [b'{"flow_id":"f1","kind":"wake","name":"","version":2}']
 
 
 def test_adding_the_same_timer_again_moves_it(store: RedisFlowStore) -> None:
-    store.add_timer(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1_000))
-    store.add_timer(Timer(flow_id="f1", version=1, kind="timeout", due_ms=9_000))
+    store.timers.add(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1_000))
+    store.timers.add(Timer(flow_id="f1", version=1, kind="timeout", due_ms=9_000))
 
     assert store.redis.zcard(store.keys.timers()) == 1
-    assert store.next_due_ms() == 9_000
+    assert store.timers.next_due_ms() == 9_000
 
 
 def test_a_timer_is_claimed_at_most_once_by_20_concurrent_claimers(store: RedisFlowStore) -> None:
     timer = Timer(flow_id="f1", version=4, kind="timeout", name="approval", due_ms=1_000)
-    store.add_timer(timer)
-    claims = race(lambda _: [store.claim_timer(due, 2_000) for due in store.due_timers(now_ms=2_000)])
+    store.timers.add(timer)
+    claims = race(lambda _: [store.timers.claim(due, 2_000) for due in store.timers.due(now_ms=2_000)])
 
     assert [won for each in claims for won in each].count(True) == 1
-    assert store.due_timers(now_ms=2_000) == [], "a claimed timer is not due again at once"
-    store.drop_timer(timer)
-    assert store.next_due_ms() is None
+    assert store.timers.due(now_ms=2_000) == [], "a claimed timer is not due again at once"
+    store.timers.drop(timer)
+    assert store.timers.next_due_ms() is None
     assert store.redis.scard(store.keys.flow_timers("f1")) == 0
 
 
 def test_a_claimed_timer_whose_claimer_died_fires_again_later(store: RedisFlowStore) -> None:
     timer = Timer(flow_id="f1", version=4, kind="timeout", name="approval", due_ms=1_000)
-    store.add_timer(timer)
-    assert store.claim_timer(timer, 2_000) is True  # ... and the claimer dies before drop_timer
+    store.timers.add(timer)
+    assert store.timers.claim(timer, 2_000) is True  # ... and the claimer dies before timers.drop
 
-    assert store.due_timers(now_ms=2_000 + 29_000) == []
-    assert store.due_timers(now_ms=2_000 + 30_000) == [timer.model_copy(update={"due_ms": 32_000})]
+    assert store.timers.due(now_ms=2_000 + 29_000) == []
+    assert store.timers.due(now_ms=2_000 + 30_000) == [timer.model_copy(update={"due_ms": 32_000})]
 
 
 def test_remove_timers_for_a_version(store: RedisFlowStore) -> None:
-    store.add_timer(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1_000))
-    store.add_timer(Timer(flow_id="f1", version=1, kind="recheck", due_ms=1_500))
-    store.add_timer(Timer(flow_id="f1", version=2, kind="timeout", due_ms=2_000))
-    store.add_timer(Timer(flow_id="f2", version=1, kind="timeout", due_ms=3_000))
+    store.timers.add(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1_000))
+    store.timers.add(Timer(flow_id="f1", version=1, kind="recheck", due_ms=1_500))
+    store.timers.add(Timer(flow_id="f1", version=2, kind="timeout", due_ms=2_000))
+    store.timers.add(Timer(flow_id="f2", version=1, kind="timeout", due_ms=3_000))
 
-    assert store.remove_timers_for("f1", version=1) == 2
+    assert store.timers.remove_for("f1", version=1) == 2
 
-    assert [(t.flow_id, t.version) for t in store.due_timers(now_ms=10_000)] == [("f1", 2), ("f2", 1)]
-    assert store.remove_timers_for("f1") == 1
-    assert [t.flow_id for t in store.due_timers(now_ms=10_000)] == ["f2"]
-    assert store.remove_timers_for("f1") == 0
+    assert [(t.flow_id, t.version) for t in store.timers.due(now_ms=10_000)] == [("f1", 2), ("f2", 1)]
+    assert store.timers.remove_for("f1") == 1
+    assert [t.flow_id for t in store.timers.due(now_ms=10_000)] == ["f2"]
+    assert store.timers.remove_for("f1") == 0
 
 
 def test_an_unreadable_timer_member_is_dropped(store: RedisFlowStore) -> None:
     store.redis.zadd(store.keys.timers(), {"garbage": 1})
     good = Timer(flow_id="f1", version=1, kind="wake", due_ms=2)
-    store.add_timer(good)
+    store.timers.add(good)
 
-    assert store.due_timers(now_ms=10) == [good]
+    assert store.timers.due(now_ms=10) == [good]
     assert store.redis.zcard(store.keys.timers()) == 1
 
 
 def test_the_flow_timer_set_outlives_its_latest_timer(store: RedisFlowStore) -> None:
-    store.add_timer(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1))
+    store.timers.add(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1))
     assert store.redis.pttl(store.keys.flow_timers("f1")) > 6 * 86_400_000

@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import redis
+
 from cruxcelery.flows.codec import dumps, loads, opt_text
 from cruxcelery.flows.errors import FlowError
-from cruxcelery.flows.store.base import StoreBase
-from cruxcelery.flows.store.keys import validate_step_id
+from cruxcelery.flows.store.keys import FlowKeys, validate_step_id
 
 
-class ChildResultOps(StoreBase):
+class ChildResults:
     """``FlowKeys.children(id)``: a hash, one field per durable step attempt (``step.n``, or
-    ``step.fallback``), holding that child's outcome JSON."""
+    ``step.fallback``), holding that child's outcome JSON. It expires with the flow (``retire``)."""
 
-    def put_child_result(self, flow_id: str, step_key: str, outcome: Mapping[str, Any]) -> bool:
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys) -> None:
+        self._redis = redis_client
+        self._keys = keys
+
+    def put(self, flow_id: str, step_key: str, outcome: Mapping[str, Any]) -> bool:
         """Store the outcome unless one is stored (HSETNX): the first writer wins. Returns whether
         this call stored it. ``FlowError`` if the outcome is not JSON."""
         try:
@@ -25,7 +30,7 @@ class ChildResultOps(StoreBase):
         key = self._keys.children(flow_id)
         return bool(self._redis.hsetnx(key, validate_step_id(step_key), raw))
 
-    def get_child_result(self, flow_id: str, step_key: str) -> dict[str, Any] | None:
+    def get(self, flow_id: str, step_key: str) -> dict[str, Any] | None:
         raw = opt_text(self._redis.hget(self._keys.children(flow_id), validate_step_id(step_key)))
         if raw is None:
             return None

@@ -1,4 +1,4 @@
-"""``list_flows``: pages of ``FlowSummary`` read from the sorted-set indexes only (never SCAN).
+"""``Listing.page``: pages of ``FlowSummary`` read from the sorted-set indexes only (never SCAN).
 
 Order is newest status change first: score descending, then member (flow id) descending, which
 is Redis' own order for ``ZREVRANGEBYSCORE``. The score is the ``updated_at`` of the save that last
@@ -17,6 +17,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
+import redis
 from pydantic import ValidationError
 
 from cruxcelery.errors import InvalidArgs
@@ -24,8 +25,8 @@ from cruxcelery.flows.codec import as_int, opt_text, reply_list, scored
 from cruxcelery.flows.errors import FlowError, InvalidCursor
 from cruxcelery.flows.snapshot import FlowSummary
 from cruxcelery.flows.status import FLOW_STATUSES, FlowStatus
-from cruxcelery.flows.store.keys import validate_flow_id, validate_flow_name
-from cruxcelery.flows.store.snapshots import SnapshotOps
+from cruxcelery.flows.store.keys import FlowKeys, validate_flow_id, validate_flow_name
+from cruxcelery.flows.store.snapshots import Snapshots
 
 MAX_LIMIT = 1000
 _MAX_SCORE = 2**53  # scores are epoch ms, exact in Redis' doubles
@@ -57,8 +58,15 @@ class _Index:
     status: FlowStatus | None  # set when the index is a status index (used to prune)
 
 
-class ListingOps(SnapshotOps):
-    def list_flows(
+class Listing:
+    """Reads the indexes the snapshots write; prunes their stale entries through ``snapshots``."""
+
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys, snapshots: Snapshots) -> None:
+        self._redis = redis_client
+        self._keys = keys
+        self._snapshots = snapshots
+
+    def page(
         self,
         status: FlowStatus | None = None,
         name: str | None = None,
@@ -156,7 +164,7 @@ class ListingOps(SnapshotOps):
             or raw is None
             or (index.status is not None and stored_status != index.status)
         ):
-            self.drop_stale_entry(index.key, index.status, flow_id)
+            self._snapshots.drop_stale_entry(index.key, index.status, flow_id)
             return None
         if (status is not None and stored_status != status) or (name is not None and stored_name != name):
             return None

@@ -1,6 +1,6 @@
-"""What the sweeper reads to recover flows without the broker: the lease index (executions whose
-worker died), the outbox (resumes whose publish failed or never happened), claims (messages a
-worker reserved or runs) and worker heartbeats, plus the sweeper's own lock.
+"""What the sweeper reads to recover flows without the broker, besides the lease index
+(``leases``): the outbox (resumes whose publish failed or never happened), claims (messages a
+worker reserved or runs) and workers (their heartbeats, and the sweeper's own lock).
 
 Every call here is a single global-key command or a pipeline of idempotent ones, never mixed into
 a per-flow script (Redis Cluster: per-flow keys and global keys live in different slots)."""
@@ -11,45 +11,33 @@ import json
 import uuid
 from typing import Any
 
+import redis
+
 from cruxcelery.flows import clock
 from cruxcelery.flows.codec import dumps, opt_text, scored, text
-from cruxcelery.flows.store.base import StoreBase
+from cruxcelery.flows.store.keys import FlowKeys
+from cruxcelery.flows.store.scripts import FlowScripts
 
 
-class RecoveryOps(StoreBase):
-    # -- the lease index ------------------------------------------------------------------------
-    def track_lease(self, flow_id: str, ttl_s: float) -> None:
-        """Record when the flow's execution lease lapses unless renewed (renewals move it on)."""
-        self._redis.zadd(self._keys.leases(), {flow_id: clock.now_ms() + int(ttl_s * 1000)})
+class Outbox:
+    """``FlowKeys.outbox()``: a sorted set of resumes being published (member JSON), scored by
+    when they were first tried. A publish adds its entry first and removes it once sent."""
 
-    def untrack_lease(self, flow_id: str) -> None:
-        self._redis.zrem(self._keys.leases(), flow_id)
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys) -> None:
+        self._redis = redis_client
+        self._keys = keys
 
-    def lapsed_leases(self, now_ms: int, limit: int = 200) -> list[str]:
-        """Flows whose recorded lease expiry passed (their lease may have been renewed since)."""
-        rows = self._redis.zrangebyscore(self._keys.leases(), "-inf", now_ms, start=0, num=limit)
-        return [text(row) for row in rows]
-
-    def leases_held(self, flow_ids: list[str]) -> list[bool]:
-        pipe = self._redis.pipeline(transaction=False)
-        for flow_id in flow_ids:
-            pipe.exists(self._keys.lease(flow_id))
-        return [bool(n) for n in pipe.execute()]
-
-    def postpone_lease_check(self, flow_id: str, seconds: float) -> None:
-        self._redis.zadd(self._keys.leases(), {flow_id: clock.now_ms() + int(seconds * 1000)}, xx=True)
-
-    # -- the outbox -------------------------------------------------------------------------------
-    def outbox_add(self, flow_id: str, name: str, reason: str, queue: str | None) -> str:
+    def add(self, flow_id: str, name: str, reason: str, queue: str | None) -> str:
         member = dumps({"flow_id": flow_id, "name": name, "reason": reason, "queue": queue,
                         "id": uuid.uuid4().hex[:12]})
         self._redis.zadd(self._keys.outbox(), {member: clock.now_ms()})
         return member
 
-    def outbox_done(self, member: str) -> None:
+    def done(self, member: str) -> None:
         self._redis.zrem(self._keys.outbox(), member)
 
-    def outbox_due(self, older_than_ms: int, limit: int = 200) -> list[tuple[str, dict[str, Any]]]:
+    def due(self, older_than_ms: int, limit: int = 200) -> list[tuple[str, dict[str, Any]]]:
+        """Entries first tried before ``older_than_ms``; unreadable ones are removed."""
         rows = scored(self._redis.zrangebyscore(self._keys.outbox(), "-inf", older_than_ms, start=0, num=limit,
                                                 withscores=True))
         out: list[tuple[str, dict[str, Any]]] = []
@@ -62,14 +50,22 @@ class RecoveryOps(StoreBase):
             out.append((member, entry))
         return out
 
-    # -- claims and workers -----------------------------------------------------------------------
+
+class Claims:
+    """``FlowKeys.claims()``: a hash, task id -> the message a worker reserved and that worker's id."""
+
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys) -> None:
+        self._redis = redis_client
+        self._keys = keys
+
     def claim(self, task_id: str, worker_id: str, message: dict[str, Any]) -> None:
         self._redis.hset(self._keys.claims(), task_id, dumps({"worker": worker_id, "message": message}))
 
     def unclaim(self, task_id: str) -> None:
         self._redis.hdel(self._keys.claims(), task_id)
 
-    def claims(self) -> dict[str, dict[str, Any]]:
+    def all(self) -> dict[str, dict[str, Any]]:
+        """Every claim by task id; unreadable ones are removed."""
         raw = self._redis.hgetall(self._keys.claims())
         out: dict[str, dict[str, Any]] = {}
         for key, value in raw.items():
@@ -79,23 +75,35 @@ class RecoveryOps(StoreBase):
                 self._redis.hdel(self._keys.claims(), key)
         return out
 
-    def drop_claims_of(self, worker_id: str) -> None:
+    def drop_of(self, worker_id: str) -> None:
         """A worker shutting down warmly: the broker requeues what it reserved."""
-        doomed = [task_id for task_id, claim in self.claims().items() if claim.get("worker") == worker_id]
+        doomed = [task_id for task_id, claim in self.all().items() if claim.get("worker") == worker_id]
         if doomed:
             self._redis.hdel(self._keys.claims(), *doomed)
+
+
+class Workers:
+    """``FlowKeys.workers()``: worker id -> its last heartbeat (ms); ``FlowKeys.sweeper_lock()``:
+    the worker sweeping now (PX)."""
+
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys, scripts: FlowScripts) -> None:
+        self._redis = redis_client
+        self._keys = keys
+        self._scripts = scripts
 
     def heartbeat(self, worker_id: str) -> None:
         self._redis.zadd(self._keys.workers(), {worker_id: clock.now_ms()})
 
-    def forget_worker(self, worker_id: str) -> None:
+    def forget(self, worker_id: str) -> None:
         self._redis.zrem(self._keys.workers(), worker_id)
 
-    def live_workers(self, since_ms: int) -> set[str]:
+    def live(self, since_ms: int) -> set[str]:
+        """Workers that heartbeat since ``since_ms`` (those silent for a day are forgotten)."""
         self._redis.zremrangebyscore(self._keys.workers(), "-inf", since_ms - 86_400_000)
         return {text(w) for w in self._redis.zrangebyscore(self._keys.workers(), since_ms, "+inf")}
 
     def take_sweeper_lock(self, token: str, ttl_ms: int) -> bool:
+        """Take the sweeper lock, or extend it if ``token`` holds it."""
         return bool(self._scripts.sweeper_lock(keys=[self._keys.sweeper_lock()], args=[token, ttl_ms]))
 
     def sweeper_lock_holder(self) -> str | None:

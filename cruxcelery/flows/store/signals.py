@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+
 from cruxcelery.flows.codec import as_int, dumps, loads, reply_list, text
 from cruxcelery.flows.errors import SignalRejected
-from cruxcelery.flows.store.base import StoreBase
+from cruxcelery.flows.store.keys import FlowKeys
+from cruxcelery.flows.store.scripts import FlowScripts
 
 
 def _decode(flow_id: str, name: str, raw: str) -> Any:
@@ -16,11 +19,17 @@ def _decode(flow_id: str, name: str, raw: str) -> Any:
         raise SignalRejected(f"flow {flow_id!r}: stored signal {name!r} is not JSON ({raw[:80]!r})") from exc
 
 
-class SignalOps(StoreBase):
+class Signals:
     """``FlowKeys.signal(id, name)`` is a list: RPUSH to send, LPOP to deliver. A payload may be
-    any JSON value, ``null`` included. The list expires ``signal_ttl_s`` after the last push."""
+    any JSON value, ``null`` included. The list expires ``ttl_ms`` after the last push."""
 
-    def push_signal(self, flow_id: str, name: str, payload: Any, signal_id: str | None = None) -> bool:
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys, scripts: FlowScripts, *, ttl_ms: int) -> None:
+        self._redis = redis_client
+        self._keys = keys
+        self._scripts = scripts
+        self._ttl_ms = ttl_ms
+
+    def push(self, flow_id: str, name: str, payload: Any, signal_id: str | None = None) -> bool:
         """Buffer ``payload`` (JSON) for the flow; with a ``signal_id`` only once (a retried
         signal is a no-op). Returns whether it was stored. ``SignalRejected`` if it is not JSON."""
         key = self._keys.signal(flow_id, name)
@@ -29,11 +38,11 @@ class SignalOps(StoreBase):
         except (TypeError, ValueError) as exc:
             raise SignalRejected(f"signal {name!r} payload is not JSON: {exc}") from exc
         stored = self._scripts.push_signal(
-            keys=[key, self._keys.signal_ids(flow_id)], args=[raw, self._signal_ttl_ms, signal_id or ""]
+            keys=[key, self._keys.signal_ids(flow_id)], args=[raw, self._ttl_ms, signal_id or ""]
         )
         return as_int(stored) == 1
 
-    def take_signal(self, flow_id: str, name: str, occurrence: str) -> tuple[bool, Any]:
+    def take(self, flow_id: str, name: str, occurrence: str) -> tuple[bool, Any]:
         """For wait ``occurrence`` (``name#n``): the payload it took before, else the oldest
         pending one, recorded as delivered to it in the same atomic step: ``(True, payload)``, or
         ``(False, None)`` when none is pending. A crash after the take loses nothing: the next
@@ -45,7 +54,7 @@ class SignalOps(StoreBase):
             return False, None
         return True, _decode(flow_id, name, text(reply[1]))
 
-    def delivered_signals(self, flow_id: str) -> dict[str, Any]:
+    def delivered(self, flow_id: str) -> dict[str, Any]:
         """Every payload taken so far, by wait occurrence (``name#n``)."""
         raw = self._redis.hgetall(self._keys.delivered(flow_id))
         return {text(k): _decode(flow_id, text(k), text(v)) for k, v in raw.items()}
@@ -54,5 +63,5 @@ class SignalOps(StoreBase):
         """Undo a take whose payload was refused (it failed validation)."""
         self._redis.hdel(self._keys.delivered(flow_id), occurrence)
 
-    def pending_signal_count(self, flow_id: str, name: str) -> int:
+    def pending_count(self, flow_id: str, name: str) -> int:
         return int(self._redis.llen(self._keys.signal(flow_id, name)))

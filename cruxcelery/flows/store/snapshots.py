@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import NamedTuple
 
+import redis
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
@@ -13,8 +14,8 @@ from cruxcelery.flows.codec import as_int, opt_text, reply_list, text
 from cruxcelery.flows.errors import FlowError, FlowNotFound, VersionConflict
 from cruxcelery.flows.snapshot import FlowSnapshot, FlowSummary
 from cruxcelery.flows.status import FLOW_STATUSES
-from cruxcelery.flows.store.base import StoreBase
-from cruxcelery.flows.store.keys import validate_flow_id, validate_idempotency_key
+from cruxcelery.flows.store.keys import FlowKeys, validate_flow_id, validate_idempotency_key
+from cruxcelery.flows.store.scripts import FlowScripts
 
 _CANCEL_ATTEMPTS = 50
 
@@ -32,9 +33,18 @@ def _encode(snapshot: FlowSnapshot) -> tuple[str, str]:
         raise FlowError(f"flow {snapshot.flow_id!r}: snapshot is not JSON serializable: {exc}") from exc
 
 
-class SnapshotOps(StoreBase):
+class Snapshots:
     """``FlowKeys.flow(id)`` is a hash: ``version``, ``status``, ``name`` (read by the scripts
-    without decoding JSON), ``data`` (the snapshot JSON) and ``summary`` (``FlowSummary`` JSON)."""
+    without decoding JSON), ``data`` (the snapshot JSON) and ``summary`` (``FlowSummary`` JSON);
+    the status, name and all indexes hold each flow under the time of its last status change.
+    An idempotency key expires ``idempotency_ttl_ms`` after it is claimed (never when 0)."""
+
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys, scripts: FlowScripts, *,
+                 idempotency_ttl_ms: int = 0) -> None:
+        self._redis = redis_client
+        self._keys = keys
+        self._scripts = scripts
+        self._idempotency_ttl_ms = idempotency_ttl_ms
 
     def create(self, snapshot: FlowSnapshot, idempotency_key: str | None = None,
                queue: str | None = None) -> tuple[str, bool]:

@@ -1,9 +1,13 @@
 """Timers: the source of truth for timeouts, condition re-checks and delayed wake-ups.
 
 One sorted set (``FlowKeys.timers()``), score = due epoch ms, member = canonical JSON
-``{"flow_id", "kind", "name", "version"}``. A timer fires at most once in effect: whoever removes
-its member (``claim_timer``: ZREM == 1) owns it, however many wake-ups deliver it. Each flow's
-members are also kept in ``FlowKeys.flow_timers(id)`` so ``remove_timers_for`` needs no scan.
+``{"flow_id", "kind", "name", "version"}``. However many wake-ups deliver a due timer, one caller
+claims it (``Timers.claim``: the ``CLAIM_TIMER`` script pushes its score ``CLAIM_MS`` on) and drops
+it once it fired; a claimer that dies leaves it to fire again after ``CLAIM_MS``. Each flow's
+members are also kept in ``FlowKeys.flow_timers(id)`` so ``remove_for`` needs no scan.
+
+A deferred publish (``Deferred``) keeps its message under ``FlowKeys.deferred(id)`` while its
+``publish`` timer waits.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import json
 import logging
 from typing import Any
 
+import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cruxcelery.flows import clock
 from cruxcelery.flows.codec import dumps, loads, reply_list, scored, text
 from cruxcelery.flows.snapshot import FlowIdField
-from cruxcelery.flows.store.base import DAY_S, StoreBase
+from cruxcelery.flows.store.keys import FlowKeys
+from cruxcelery.flows.store.scripts import FlowScripts
+from cruxcelery.flows.store.ttl import DAY_S
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +57,15 @@ class Timer(BaseModel):
 CLAIM_MS = 30_000
 
 
-class TimerOps(StoreBase):
-    def add_timer(self, timer: Timer) -> None:
+class Timers:
+    """``FlowKeys.timers()`` and each flow's ``FlowKeys.flow_timers(id)``."""
+
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys, scripts: FlowScripts) -> None:
+        self._redis = redis_client
+        self._keys = keys
+        self._scripts = scripts
+
+    def add(self, timer: Timer) -> None:
         """Arm ``timer`` at ``timer.due_ms``. Adding the same timer again moves its due time.
         The flow's timer set is written first, so the set always covers the sorted set."""
         ttl = max(timer.due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
@@ -64,8 +78,8 @@ class TimerOps(StoreBase):
         pipe.zadd(self._keys.timers(), {member: timer.due_ms})
         pipe.execute()
 
-    def due_timers(self, now_ms: int, limit: int = 100) -> list[Timer]:
-        """Timers due at ``now_ms``, earliest first (not claimed: call ``claim_timer`` on each).
+    def due(self, now_ms: int, limit: int = 100) -> list[Timer]:
+        """Timers due at ``now_ms``, earliest first (not claimed: call ``claim`` on each).
         Unreadable members are removed and logged."""
         rows = scored(
             self._redis.zrangebyscore(
@@ -81,40 +95,25 @@ class TimerOps(StoreBase):
                 self._redis.zrem(self._keys.timers(), member)
         return timers
 
-    def claim_timer(self, timer: Timer, now_ms: int) -> bool:
+    def claim(self, timer: Timer, now_ms: int) -> bool:
         """Claim a due timer for ``CLAIM_MS``: True for exactly one caller, however many race for
-        it. Call ``drop_timer`` once it fired; unclaimed, it fires again after ``CLAIM_MS``."""
+        it. Call ``drop`` once it fired; unclaimed, it fires again after ``CLAIM_MS``."""
         claimed = self._scripts.claim_timer(keys=[self._keys.timers()], args=[timer.member(), now_ms, CLAIM_MS])
         return int(text(claimed)) == 1
 
-    def drop_timer(self, timer: Timer) -> None:
+    def drop(self, timer: Timer) -> None:
         member = timer.member()
         pipe = self._redis.pipeline(transaction=False)
         pipe.zrem(self._keys.timers(), member)
         pipe.srem(self._keys.flow_timers(timer.flow_id), member)
         pipe.execute()
 
-    def put_deferred(self, deferred_id: str, payload: dict[str, Any], due_ms: int) -> None:
-        """Keep a deferred publish's message until it is published (at most a week past due)."""
-        ttl = max(due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
-        self._redis.set(self._keys.deferred(deferred_id), dumps(payload), px=ttl)
-
-    def get_deferred(self, deferred_id: str) -> dict[str, Any] | None:
-        raw = self._redis.get(self._keys.deferred(deferred_id))
-        if raw is None:
-            return None
-        value = loads(raw)
-        return value if isinstance(value, dict) else None
-
-    def delete_deferred(self, deferred_id: str) -> None:
-        self._redis.delete(self._keys.deferred(deferred_id))
-
     def next_due_ms(self) -> int | None:
         """Due time of the earliest timer, or ``None`` when there is none."""
         rows = scored(self._redis.zrange(self._keys.timers(), 0, 0, withscores=True))
         return int(rows[0][1]) if rows else None
 
-    def remove_timers_for(self, flow_id: str, version: int | None = None) -> int:
+    def remove_for(self, flow_id: str, version: int | None = None) -> int:
         """Remove the flow's timers armed for ``version`` (all of them when ``None``); returns how
         many were still armed."""
         flow_set = self._keys.flow_timers(flow_id)
@@ -134,3 +133,26 @@ class TimerOps(StoreBase):
         pipe.zrem(self._keys.timers(), *doomed)
         pipe.srem(flow_set, *doomed)
         return int(text(reply_list(pipe.execute())[0]))
+
+
+class Deferred:
+    """A deferred publish's message, kept until it is published (its ``publish`` timer fired)."""
+
+    def __init__(self, redis_client: redis.Redis, keys: FlowKeys) -> None:
+        self._redis = redis_client
+        self._keys = keys
+
+    def put(self, deferred_id: str, payload: dict[str, Any], due_ms: int) -> None:
+        """Keep a deferred publish's message until it is published (at most a week past due)."""
+        ttl = max(due_ms - clock.now_ms(), 0) + _FLOW_SET_MARGIN_MS
+        self._redis.set(self._keys.deferred(deferred_id), dumps(payload), px=ttl)
+
+    def get(self, deferred_id: str) -> dict[str, Any] | None:
+        raw = self._redis.get(self._keys.deferred(deferred_id))
+        if raw is None:
+            return None
+        value = loads(raw)
+        return value if isinstance(value, dict) else None
+
+    def delete(self, deferred_id: str) -> None:
+        self._redis.delete(self._keys.deferred(deferred_id))
