@@ -13,6 +13,7 @@ from cruxcelery import (
     FlowNotFound,
     FlowNotWaiting,
     FlowSuspendedResult,
+    IdempotencyConflict,
     InvalidFlowId,
     SignalRejected,
     signal_flow,
@@ -115,3 +116,11 @@ def test_start_with_an_idempotency_key_returns_the_same_flow(worker):
     first = writer.start({"draft_id": "same"}, idempotency_key="req-42-" + __name__.replace(".", "-"))
     again = writer.start({"draft_id": "same"}, idempotency_key="req-42-" + __name__.replace(".", "-"))
     assert first == again
+
+
+def test_start_with_a_known_idempotency_key_and_other_input_is_a_conflict(worker):
+    key = "req-43-" + __name__.replace(".", "-")
+    first = writer.start({"draft_id": "tenant-a"}, idempotency_key=key)
+    with pytest.raises(IdempotencyConflict):
+        writer.start({"draft_id": "tenant-b"}, idempotency_key=key)
+    assert writer.start({"draft_id": "tenant-a"}, idempotency_key=key) == first

@@ -34,6 +34,11 @@ class FlowNotWaiting(FlowError):
     """The flow is finished (or otherwise not able to take this signal)."""
 
 
+class IdempotencyConflict(FlowError, ValueError):
+    """``start()`` with an idempotency key (or a flow id) that names a flow started with another
+    input: nothing is started, and the existing flow is not returned."""
+
+
 class SignalRejected(FlowError, ValueError):
     """A signal was refused: its payload failed validation (``errors`` holds pydantic's structured
     ``errors()``), is not JSON or is too large, or the flow declares no signal of that name."""

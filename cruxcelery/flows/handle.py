@@ -15,7 +15,7 @@ from cruxcelery.core.context import current
 from cruxcelery.errors import ConfigurationError
 from cruxcelery.flows import engine
 from cruxcelery.flows.codec import lossless
-from cruxcelery.flows.errors import FlowTaskFailed
+from cruxcelery.flows.errors import FlowTaskFailed, IdempotencyConflict
 from cruxcelery.flows.guard import typed
 from cruxcelery.flows.results import FlowResult, result_of
 from cruxcelery.flows.routing import warn_outside_step
@@ -98,7 +98,14 @@ class FlowHandle(Generic[A]):
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 signals={name: model.model_json_schema() for name, model in self.signals.items()},
                                 trace_context=trace, idempotency_key=idempotency_key)
-        return self._flows.store.snapshots.create(snapshot, idempotency_key, queue=self.queue())
+        created_id, created = self._flows.store.snapshots.create(snapshot, idempotency_key, queue=self.queue())
+        if not created:  # the same key (or id) again: only for the same input
+            existing = self._flows.store.snapshots.load(created_id)
+            if existing is not None and (existing.name != self.name or existing.input != stored_input):
+                what = f"idempotency key {idempotency_key!r}" if idempotency_key is not None else "flow id"
+                raise IdempotencyConflict(f"flow {self.name!r}: the {what} names flow {created_id}, started with "
+                                          "another input; use a new key for new input")
+        return created_id, created
 
     def queue(self) -> str | None:
         """The queue this app routes the flow's task to; recorded so that a resume published by
