@@ -6,8 +6,13 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from cruxcelery import ActionContext, FlowScope
-from tasks import crux
-from tasks.writing import summarize_source
+
+if __package__ == "flows":  # the checkout: tasks/ beside flows/ (see tasks/__init__.py)
+    from tasks import crux
+    from tasks.writing import summarize_source
+else:  # the wheel: this package inside the app's (tasks/ as cruxcelery.examples)
+    from .. import crux
+    from ..writing import summarize_source
 
 
 class DigestArgs(BaseModel):

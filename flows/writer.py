@@ -7,8 +7,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from cruxcelery import ActionContext, FlowScope
-from tasks import crux
-from tasks.writing import plan_draft, write_draft
+
+if __package__ == "flows":  # the checkout: tasks/ beside flows/ (see tasks/__init__.py)
+    from tasks import crux
+    from tasks.writing import plan_draft, write_draft
+else:  # the wheel: this package inside the app's (tasks/ as cruxcelery.examples)
+    from .. import crux
+    from ..writing import plan_draft, write_draft
 
 
 class WriterArgs(BaseModel):

@@ -15,8 +15,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cruxcelery import ActionContext, ToolContext
-from flows.writer import writer
-from tasks import crux, localmodel
+
+from . import crux, localmodel
+
+if __package__ == "tasks":  # the checkout: flows/ beside tasks/ (see tasks/__init__.py)
+    from flows.writer import writer
+else:  # the wheel: flows/ inside this package
+    from .flows.writer import writer
 
 ASK_USER = {"type": "function", "function": {
     "name": "ask_user", "description": "Ask the person who asked a question (answered in the UI, not here).",

@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cruxcelery import ActionContext
-from tasks import crux
+
+from . import crux
 
 
 class PlanArgs(BaseModel):

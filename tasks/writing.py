@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from cruxcelery import ActionContext
-from tasks import crux
+
+from . import crux
 
 
 class DraftArgs(BaseModel):

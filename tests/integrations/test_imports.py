@@ -23,7 +23,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_library_and_the_demo_app_work_without_flask_and_django() -> None:
     out = _run("import cruxcelery, cruxcelery.cli.main, cruxcelery.cli.demo, cruxcelery.integrations, "
-               "cruxcelery.integrations.web.common, cruxcelery.examples.writer, cruxcelery.examples.demo\n"
+               "cruxcelery.integrations.web.common, cruxcelery.examples.flows.writer, cruxcelery.examples.demo\n"
                "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'django', 'werkzeug')))")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -37,10 +37,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("packaging")
     source = tmp / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, source / name)
-    shutil.copytree(ROOT / "cruxcelery", source / "cruxcelery",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("cruxcelery", "tasks", "flows"):  # the wheel ships tasks/ and flows/ as cruxcelery.examples
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
@@ -48,6 +48,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                          capture_output=True, text=True, timeout=480, env=_clean_env())
     assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
     return venv
+
+
+def test_the_wheel_ships_the_reference_app_itself_as_cruxcelery_examples(installed: Path) -> None:
+    shipped = next(installed.glob("lib/python*/site-packages/cruxcelery/examples"))
+    for source, target in ((ROOT / "tasks", shipped), (ROOT / "flows", shipped / "flows")):
+        for module in source.glob("*.py"):
+            assert (target / module.name).read_bytes() == module.read_bytes(), module
+    assert {p.name for p in shipped.glob("*.py")} == {p.name for p in (ROOT / "tasks").glob("*.py")}
 
 
 def _cruxcelery(venv: Path, *args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
