@@ -3,12 +3,12 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 CONSTRAINTS := requirements/constraints.txt
-INPUTS := $(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
+INPUTS := $(shell cat pyproject.toml setup.py $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(INPUTS)
 
 .PHONY: demo test bench constraints
 
-$(STAMP): pyproject.toml $(CONSTRAINTS)
+$(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -c $(CONSTRAINTS) -e '.[dev,demo]'
