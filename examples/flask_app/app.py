@@ -21,9 +21,16 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 
-from cruxcelery import FlowNotFound, FlowNotWaiting, FlowSnapshot, InvalidFlowId, SignalRejected
+from cruxcelery import (
+    FlowNotFound,
+    FlowNotWaiting,
+    FlowSnapshot,
+    IdempotencyConflict,
+    InvalidFlowId,
+    SignalRejected,
+)
+from cruxcelery.integrations.common import validation_errors
 from cruxcelery.integrations.flask import CruxCelery, describe_flow, signal_errors
-from cruxcelery.integrations.web.common import validation_errors
 
 from .flows import Writer, WriterArgs, define_writer
 
@@ -83,6 +90,14 @@ def _owned_flow(flow_id: str, caller: dict[str, str]) -> FlowSnapshot | Response
     return snapshot
 
 
+def _json_body() -> Any:
+    """The request's JSON, or ``None`` when it is not JSON (too deeply nested included)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 @api.post("/drafts/<draft_id>/writer")
 def start_writer(draft_id: str) -> ResponseReturnValue:
     caller = _caller()
@@ -93,13 +108,21 @@ def start_writer(draft_id: str) -> ResponseReturnValue:
         return _error(404, f"no draft {draft_id!r}")
     if owner != caller["tenant"]:
         return _error(403, f"draft {draft_id!r} belongs to another tenant")
-    body = request.get_json(silent=True)
+    body = _json_body()
+    if request.get_data() and body is None:
+        return _error(400, "the body must be JSON")
     try:
         args = WriterArgs.model_validate({**(body if isinstance(body, dict) else {}),
                                           "draft_id": draft_id, "tenant": caller["tenant"]})
     except ValidationError as exc:
         return _error(400, "invalid arguments", errors=validation_errors(exc))
-    flow_id = _writer().flow.start(args, idempotency_key=request.headers.get("Idempotency-Key"))
+    key = request.headers.get("Idempotency-Key")
+    try:  # keys are the caller's tenant's: another tenant's key is just another key
+        flow_id = _writer().flow.start(args, idempotency_key=f"{caller['tenant']}:{key}" if key else None)
+    except InvalidFlowId as exc:
+        return _error(400, f"invalid Idempotency-Key: {exc}")
+    except IdempotencyConflict as exc:
+        return _error(409, str(exc))
     return jsonify({"flowId": flow_id, "status": "pending"}), 202
 
 
@@ -111,7 +134,7 @@ def approve(flow_id: str) -> ResponseReturnValue:
     found = _owned_flow(flow_id, caller)
     if not isinstance(found, FlowSnapshot):
         return found
-    payload = request.get_json(silent=True)
+    payload = _json_body()
     if not isinstance(payload, dict):
         return _error(400, "the body must be a JSON object", errors=[
             {"loc": [], "msg": "Input should be a JSON object", "type": "dict_type"}])

@@ -168,3 +168,26 @@ def test_settings_errors_say_what_to_fix(django_project: Any) -> None:
         settings_from({"CRUX_KEY_PREFX": "typo"}, where="settings.CRUXCELERY")
     with pytest.raises(ConfigurationError, match="cannot be imported"):
         django_project._celery_app("nowhere.celery:app")
+
+
+def test_a_bad_idempotency_key_or_a_body_nested_too_deep_is_a_400(django_project: Any, http: Any) -> None:
+    conn = client()
+    try:
+        before, queued = set(conn.scan_iter(match=f"{PREFIX}*")), conn.llen(QUEUE)
+        bad_key = http.post("/drafts/d1/writer", data={"brief": "a"}, content_type="application/json",
+                            HTTP_IDEMPOTENCY_KEY="no way!", **ACME)
+        assert bad_key.status_code == 400
+        deep = "[" * 100_000 + "]" * 100_000
+        assert http.post("/drafts/d1/writer", data=deep, content_type="application/json", **ACME).status_code == 400
+        assert conn.llen(QUEUE) == queued and set(conn.scan_iter(match=f"{PREFIX}*")) == before
+    finally:
+        conn.close()
+
+
+def test_the_example_project_does_not_run_in_debug_mode_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A debug page would show the broker and store URLs (a Redis password with them)."""
+    import runpy
+
+    monkeypatch.delenv("DJANGO_DEBUG", raising=False)
+    assert runpy.run_path(str(PROJECT / "writersite" / "settings.py"))["DEBUG"] is False
+

@@ -174,3 +174,32 @@ def test_the_extension_binds_celery_and_crux_to_the_flask_config() -> None:
         CruxCelery(misspelt)
     with pytest.raises(ConfigurationError, match="not initialised"):
         CruxCelery().state(Flask(f"cx_none_{tag}"))
+
+
+def test_idempotency_keys_are_the_tenants_and_bad_keys_or_bodies_are_refused() -> None:
+    """Tenant B sending tenant A's key gets a flow of its own; the same key with other input is a
+    conflict; a key that is not a valid id and a body nested too deep to read answer 400."""
+    tag = uuid.uuid4().hex[:8]
+    queue = f"cx-flask-idle-{tag}"
+    app = create_app(_config(tag, queue))
+    conn = client()
+    try:
+        http = app.test_client()
+        key = {"Idempotency-Key": "req-1"}
+        mine = http.post("/drafts/d1/writer", json={"brief": "a"}, headers={**ACME, **key})
+        theirs = http.post("/drafts/g1/writer", json={"brief": "b"}, headers={**GLOBEX, **key})
+        assert mine.status_code == theirs.status_code == 202
+        assert mine.get_json()["flowId"] != theirs.get_json()["flowId"]
+        again = http.post("/drafts/d1/writer", json={"brief": "a"}, headers={**ACME, **key})
+        assert again.get_json()["flowId"] == mine.get_json()["flowId"]
+        assert http.post("/drafts/d1/writer", json={"brief": "other"}, headers={**ACME, **key}).status_code == 409
+        bad_key = http.post("/drafts/d1/writer", json={"brief": "a"}, headers={**ACME, "Idempotency-Key": "no way!"})
+        assert bad_key.status_code == 400 and "Idempotency-Key" in bad_key.get_json()["error"]
+        deep = "[" * 100_000 + "]" * 100_000
+        assert http.post("/drafts/d1/writer", data=deep, content_type="application/json",
+                         headers=ACME).status_code == 400
+    finally:
+        conn.close()
+        app.extensions["cruxcelery"].crux.close()
+        delete_created(f"cxflask-{tag}*", f"*{queue}*")
+

@@ -10,9 +10,16 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import ValidationError
 
-from cruxcelery import FlowNotFound, FlowNotWaiting, FlowSnapshot, InvalidFlowId, SignalRejected
+from cruxcelery import (
+    FlowNotFound,
+    FlowNotWaiting,
+    FlowSnapshot,
+    IdempotencyConflict,
+    InvalidFlowId,
+    SignalRejected,
+)
+from cruxcelery.integrations.common import validation_errors
 from cruxcelery.integrations.django import describe_flow, signal_errors
-from cruxcelery.integrations.web.common import validation_errors
 
 from .flows import WriterArgs, writer
 
@@ -30,7 +37,7 @@ def _caller(request: HttpRequest) -> dict[str, str] | None:
 def _body(request: HttpRequest) -> Any:
     try:
         return json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, or nested too deep to read
         return None
 
 
@@ -56,12 +63,20 @@ def start_writer(request: HttpRequest, draft_id: str) -> JsonResponse:
     if owner != caller["tenant"]:
         return _error(403, f"draft {draft_id!r} belongs to another tenant")
     body = _body(request)
+    if request.body and body is None:
+        return _error(400, "the body must be JSON")
     try:
         args = WriterArgs.model_validate({**(body if isinstance(body, dict) else {}),
                                           "draft_id": draft_id, "tenant": caller["tenant"]})
     except ValidationError as exc:
         return _error(400, "invalid arguments", errors=validation_errors(exc))
-    flow_id = writer.start(args, idempotency_key=request.headers.get("Idempotency-Key"))
+    key = request.headers.get("Idempotency-Key")
+    try:  # keys are the caller's tenant's: another tenant's key is just another key
+        flow_id = writer.start(args, idempotency_key=f"{caller['tenant']}:{key}" if key else None)
+    except InvalidFlowId as exc:
+        return _error(400, f"invalid Idempotency-Key: {exc}")
+    except IdempotencyConflict as exc:
+        return _error(409, str(exc))
     return JsonResponse({"flowId": flow_id, "status": "pending"}, status=202)
 
 
