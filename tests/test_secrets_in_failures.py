@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -29,6 +30,9 @@ def test_a_failing_actions_secret_is_redacted_in_the_result_backend_and_the_work
             result.get(timeout=30)
         assert "401 for url" in str(failure.value) and "[REDACTED]" in str(failure.value)
         stored = json.dumps(result.backend.get_task_meta(result.id), default=str)
+        deadline = time.monotonic() + 30  # the worker logs the failure after it stored the result
+        while "401 for url" not in worker.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
         log = worker.log()
     for form in _forms(KEY):
         assert form not in str(failure.value), form
