@@ -4,17 +4,18 @@ Bounded by record count and by bytes (the records' encoded size); when a bound i
 OLDEST records are dropped (and the caller counts them). Every record gets an increasing sequence
 number on ``push``, so a flush can wait for "everything pushed before me". The batch being sent is
 kept apart (``in_flight``); what it could not deliver goes back to the front, so the queue stays in
-sequence order. Not thread-safe: ``HttpExporter`` calls it under its lock, and keeps its
+sequence order. Not thread-safe: ``batch.BatchProcessor`` calls it under its lock, and keeps its
 ``DeliveryCounts`` with it.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cruxcelery.telemetry.http.chunking import EncodedRecord
+from cruxcelery.telemetry.http.transport import SendReport
 
 __all__ = ["DeliveryCounts", "SendQueue"]
 
@@ -25,9 +26,18 @@ class DeliveryCounts:
 
     delivered: int = 0
     rejected: int = 0
-    dropped: int = 0  # queue overflow, not JSON, exported after shutdown
+    dropped: int = 0  # queue overflow, exported after shutdown
+    invalid: int = 0  # not JSON
     oversized: int = 0
     retries: int = 0
+
+    def add(self, report: SendReport) -> None:
+        """Count what one send achieved."""
+        self.delivered += report.delivered
+        self.rejected += report.rejected
+        self.oversized += report.oversized
+        self.invalid += report.invalid
+        self.retries += report.retries
 
 
 class SendQueue:
@@ -56,20 +66,29 @@ class SendQueue:
         """Records not yet settled: queued plus in flight."""
         return len(self._items) + len(self._in_flight)
 
-    def push(self, records: Iterable[EncodedRecord]) -> int:
+    def push(self, records: Sequence[EncodedRecord]) -> int:
         """Append records, numbering them (``seq``). Returns how many old records were dropped."""
+        seq = self.last_seq
+        size = 0
         for record in records:
-            self.last_seq += 1
-            record.seq = self.last_seq
-            self._items.append(record)
-            self._bytes += len(record.data)
+            seq += 1
+            record.seq = seq
+            size += len(record.data)
+        self.last_seq = seq
+        self._items.extend(records)
+        self._bytes += size
         return self._enforce_bounds()
 
     def take(self, limit: int) -> list[EncodedRecord]:
         """Move up to ``limit`` of the oldest records in flight and return them."""
-        count = min(len(self._items), limit)
-        batch = [self._items.popleft() for _ in range(count)]
-        self._bytes -= sum(record.size for record in batch)
+        items = self._items
+        if limit >= len(items):  # everything (the usual case): no record by record bookkeeping
+            batch = list(items)
+            items.clear()
+            self._bytes = 0
+        else:
+            batch = [items.popleft() for _ in range(limit)]
+            self._bytes -= sum(len(record.data) for record in batch)
         self._in_flight.extend(batch)
         return batch
 
@@ -77,6 +96,8 @@ class SendQueue:
         """End the flight: ``pending`` (records still to deliver, in order) go back to the front.
         Returns how many old records were dropped to respect the bounds."""
         self._in_flight = []
+        if not pending:  # all settled: nothing comes back, the bounds hold
+            return 0
         for record in reversed(pending):
             self._items.appendleft(record)
             self._bytes += record.size
@@ -92,7 +113,7 @@ class SendQueue:
     def count_through(self, seq: int) -> int:
         """How many records numbered ``seq`` or lower are queued or in flight."""
         if seq >= self.last_seq:  # everything pushed so far (a flush's usual target): no scan
-            return len(self)
+            return len(self._items) + len(self._in_flight)
         count = sum(1 for record in self._in_flight if record.seq <= seq)
         for record in self._items:
             if record.seq > seq:

@@ -27,6 +27,7 @@ __all__ = [
     "chunk_encoded",
     "chunk_records",
     "encode_record",
+    "encode_records",
     "single_record_fits",
 ]
 
@@ -81,6 +82,26 @@ def encode_record(record: Mapping[str, Any], *, seq: int = 0) -> EncodedRecord:
             data = _ENCODE_ASCII(obj).encode()
     record_id = obj.get("recordId")
     return EncodedRecord(record_id if isinstance(record_id, str) else "", data, seq)
+
+
+def encode_records(
+    records: Iterable[Mapping[str, Any]], max_body_bytes: int = MAX_BODY_BYTES
+) -> tuple[list[EncodedRecord], int, int]:
+    """Encode records once: those that fit a request alone, and how many were not JSON or too large."""
+    encoded: list[EncodedRecord] = []
+    invalid = oversized = 0
+    room = max_body_bytes - _BODY_OVERHEAD
+    for record in records:
+        try:
+            item = encode_record(record)
+        except (TypeError, ValueError, RecursionError, AttributeError):
+            invalid += 1
+            continue
+        if len(item.data) <= room:
+            encoded.append(item)
+        else:
+            oversized += 1  # no request could ever carry it
+    return encoded, invalid, oversized
 
 
 def body_size(sizes_total: int, count: int) -> int:

@@ -27,8 +27,10 @@ time when devtools is down. ``stop(timeout_s)`` ends it.
 With a ``standby_key``, the thread reads nothing while that key exists: a direct reader (devtools
 reading the stream itself) holds it, and workers then spend nothing on delivery.
 The records go to any ``RecordSender``: ``HttpTransport``, or devtools' own ingest.
-Fork-aware: in a forked child the forwarder is stopped, with a new consumer name and a fresh HTTP
-client; call ``start()`` there again. Never raises from its thread; ``run_once`` never raises either.
+The thread, the pass lock and fork re-initialisation are a ``batch.BatchProcessor``'s (one whose
+queue stays empty: the stream is this one's). Fork-aware: in a forked child the forwarder is
+stopped, with a new consumer name and a fresh HTTP client; call ``start()`` there again. Never
+raises from its thread; ``run_once`` never raises either.
 """
 
 from __future__ import annotations
@@ -37,16 +39,16 @@ import contextlib
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import redis
 
-from cruxcelery.telemetry import forksafe, otel
+from cruxcelery.telemetry import otel
+from cruxcelery.telemetry.batch import BatchProcessor, RecordSender
 from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.chunking import MAX_RECORDS_PER_REQUEST, EncodedRecord
 from cruxcelery.telemetry.http.retry import Deadline
@@ -59,17 +61,6 @@ __all__ = ["ForwardStats", "Forwarder", "RecordSender"]
 
 _log = logging.getLogger("cruxcelery.telemetry")
 STANDBY_CHECK_S = 2.0
-
-
-class RecordSender(Protocol):
-    """Where a forwarder delivers: ``HttpTransport`` is one."""
-
-    max_records: int
-
-    def send_encoded(self, records: list[EncodedRecord], deadline: Deadline, stop: threading.Event | None = None,
-                     breaker: CircuitBreaker | None = None) -> SendReport: ...
-
-    def reset_after_fork(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -139,16 +130,14 @@ class Forwarder:
         self.linger_s = max(0.0, linger_s)
         self.standby_key = standby_key
         self._fixed_consumer = consumer
-        self._init_state()
-        forksafe.track(self)
+        self._reset()
+        self._batch = BatchProcessor(
+            transport, breaker=self.breaker, step=self._step, on_fork=self._reset, thread_name="cruxcelery-forwarder"
+        )
 
-    def _init_state(self) -> None:
-        self._pid = os.getpid()
+    def _reset(self) -> None:
+        """This process's reading state (also in a forked child, after the processor's)."""
         self.consumer = self._fixed_consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._lock = threading.Lock()  # one pass at a time
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._group_ready = False
         self._own_pending = True  # a restarted consumer (fixed name) may have some: look once
         self._settled: dict[bytes, set[int]] = {}
@@ -160,30 +149,17 @@ class Forwarder:
         self.stats = ForwardStats()
 
     def after_fork(self) -> None:
-        self._init_state()
-        self.transport.reset_after_fork()
+        self._batch.after_fork()
 
     # -- running -------------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Run passes in a daemon thread until ``stop``. Idempotent."""
-        if self._pid != os.getpid():
-            self.after_fork()
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cruxcelery-forwarder", daemon=True)
-        self._thread.start()
+        self._batch.start()
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Stop the thread (an HTTP send in progress is cut short). True if it ended in time."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        ended = True
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, timeout_s))
-            ended = not thread.is_alive()
+        ended = self._batch.stop(timeout_s)
         pool, self._pool = self._pool, None
         if pool is not None and ended:
             pool.shutdown(wait=False)
@@ -191,14 +167,14 @@ class Forwarder:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self._pid == os.getpid()
+        return self._batch.running
 
     def drain(self, timeout_s: float) -> bool:
         """Run passes until the group has nothing unread and this consumer nothing pending, or until
         the deadline. True when drained."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         if not self.running:
-            self._stop.clear()  # a stopped forwarder may still be drained by hand
+            self._batch.stopping.clear()  # a stopped forwarder may still be drained by hand
         while True:
             result = self.run_once(min(self.send_budget_s, max(0.0, deadline - time.monotonic())))
             if result.idle and not result.skipped and not self._own_pending:
@@ -208,14 +184,13 @@ class Forwarder:
                 return False
             if result.skipped:  # devtools down: wait for the next probe
                 wait = max(0.0, self.breaker.probe_at() - time.monotonic())
-                if self._stop.wait(min(left, max(0.01, wait))):
+                if self._batch.stopping.wait(min(left, max(0.01, wait))):
                     return False
 
     def run_once(self, budget_s: float | None = None) -> PassResult:
         """One pass: read, send, acknowledge. Never raises."""
-        if self._pid != os.getpid():
-            self.after_fork()
-        with self._lock:
+        self._batch.check_fork()
+        with self._batch.send_lock:  # one pass at a time
             try:
                 return self._pass(self.send_budget_s if budget_s is None else budget_s)
             except Exception as exc:
@@ -227,23 +202,18 @@ class Forwarder:
                     _log.warning("cruxcelery forwarder: pass failed: %r", exc)
                 return PassResult(idle=False)
 
-    def _run(self) -> None:
-        with otel.untraced():
-            while not self._stop.is_set():
-                if self._standing_by():
-                    self._stop.wait(STANDBY_CHECK_S)
-                    continue
-                result = self.run_once()
-                if self._stop.is_set():
-                    break
-                if result.skipped:
-                    wait = max(0.01, self.breaker.probe_at() - time.monotonic())
-                    self._stop.wait(min(wait, self.block_s))
-                elif result.idle and not self._own_pending:
-                    if self._block_for_new() and self.linger_s:
-                        self._stop.wait(self.linger_s)  # let a few more entries arrive: fewer requests
-                elif not result.entries:  # Redis trouble: do not spin
-                    self._stop.wait(0.5)
+    def _step(self) -> float:
+        """The thread's step: one pass (unless standing by), then how long to sleep."""
+        if self._standing_by():
+            return STANDBY_CHECK_S
+        result = self.run_once()
+        if self._batch.stopping.is_set():
+            return 0.0
+        if result.skipped:
+            return min(max(0.01, self.breaker.probe_at() - time.monotonic()), self.block_s)
+        if result.idle and not self._own_pending:
+            return self._block_for_new()
+        return 0.0 if result.entries else 0.5  # no entries: Redis trouble, do not spin
 
     def _standing_by(self) -> bool:
         """True while a direct reader holds ``standby_key`` (checked every ``STANDBY_CHECK_S``)."""
@@ -259,25 +229,24 @@ class Forwarder:
         self._standby_until = now + STANDBY_CHECK_S if held else 0.0
         return held
 
-    def _block_for_new(self) -> bool:
+    def _block_for_new(self) -> float:
         """Wait (at most ``block_s``, within the client's socket timeout) for an entry after the last
-        one seen, with ``XREAD BLOCK``: an idle forwarder costs Redis nothing. True if one came."""
+        one seen, with ``XREAD BLOCK``: an idle forwarder costs Redis nothing. Returns how long to
+        sleep then: ``linger_s`` if one came (a few more may arrive: fewer requests)."""
         timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
         block = self.block_s if not isinstance(timeout, int | float) else min(self.block_s, timeout * 0.8)
         try:
             call = cast(Any, self.client).execute_command
             reply = call("XREAD", "COUNT", 1, "BLOCK", max(1, int(block * 1000)), "STREAMS", self.key, self._last_id)
         except Exception:
-            self._stop.wait(block)
-            return False
-        return bool(reply)
+            return block
+        return self.linger_s if reply else 0.0
 
     # -- one pass ------------------------------------------------------------------------------------
 
     def _pass(self, budget_s: float) -> PassResult:
         self.stats.passes += 1
-        if not self.breaker.allow():
-            self.breaker.is_open_now()
+        if not self._batch.admit():
             return PassResult(skipped=True)
         if not self._group_ready:
             spoolgroup.ensure_group(self.client, self.key, self.group)
@@ -388,7 +357,7 @@ class Forwarder:
         per_request = self.transport.max_records or MAX_RECORDS_PER_REQUEST
         requests = -(-len(records) // per_request)
         if self.concurrency == 1 or requests < 2:
-            return self.transport.send_encoded(records, deadline, self._stop, self.breaker)
+            return self.transport.send_encoded(records, deadline, self._batch.stopping, self.breaker)
         runs = min(self.concurrency, requests)
         size = -(-requests // runs) * per_request
         slices = [records[start : start + size] for start in range(0, len(records), size)]
@@ -397,10 +366,10 @@ class Forwarder:
         futures = [
             self._pool.submit(self._send_untraced, part, deadline) for part in slices[1:]
         ]
-        reports = [self.transport.send_encoded(slices[0], deadline, self._stop, self.breaker)]
+        reports = [self.transport.send_encoded(slices[0], deadline, self._batch.stopping, self.breaker)]
         reports += [future.result() for future in futures]
         return merge_reports(reports)
 
     def _send_untraced(self, records: list[EncodedRecord], deadline: Deadline) -> SendReport:
         with otel.untraced():
-            return self.transport.send_encoded(records, deadline, self._stop, self.breaker)
+            return self.transport.send_encoded(records, deadline, self._batch.stopping, self.breaker)

@@ -1,10 +1,13 @@
 """``SpoolExporter``: an action's records, durable in a Redis stream once its flush returns.
 
 The spool is a Redis stream (the runtime names it ``{prefix}:telemetry``). Forwarders
-(``telemetry.forwarder``) read it in a consumer group and deliver to devtools.
+(``spool.forwarder``) read it in a consumer group and deliver to devtools.
+
+A ``batch.BatchProcessor`` without a thread (``inline``: the flush writes), whose sender is a
+``StreamWriter``:
 
 - ``export`` encodes each record once (compact UTF-8 JSON: a snapshot, later mutation of the dict
-  changes nothing) and buffers the bytes. It never touches the network and never raises.
+  changes nothing) and buffers it. It never touches the network and never raises.
 - ``flush`` appends everything buffered as ONE stream entry, ``XADD key MAXLEN ~ N * d <json array>
   l <lengths>``, and returns: one Redis round trip. Field ``d`` is the records as a JSON array
   (readable by any consumer with one ``json.loads``); ``l`` their byte lengths, comma-separated, so a
@@ -16,19 +19,15 @@ The spool is a Redis stream (the runtime names it ``{prefix}:telemetry``). Forwa
   after that writes the backlog (entries of at most ``ENTRY_MAX_RECORDS`` records). Never raises.
 - What is trimmed by ``MAXLEN`` before a forwarder read it is counted on the reading side
   (``spoolgroup``), where it can be counted exactly.
-- Fork safety: ``os.register_at_fork`` gives a child fresh locks, an empty buffer and zeroed
-  counters (the parent keeps its records); redis-py's pool reconnects in the child by itself.
+- Fork safety: a forked child gets fresh locks, an empty buffer, zeroed counters and no
+  connection of its own (the parent keeps its records); redis-py's pool reconnects by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import re
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,21 +35,22 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from cruxcelery.telemetry import forksafe
+from cruxcelery.telemetry.batch import BatchProcessor
 from cruxcelery.telemetry.exporter import FlushResult, JsonRecord
 from cruxcelery.telemetry.http.breaker import CircuitBreaker
-from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES, EncodedRecord, body_size, encode_record
+from cruxcelery.telemetry.http.chunking import EncodedRecord, encode_record
+from cruxcelery.telemetry.http.retry import Deadline
+from cruxcelery.telemetry.http.transport import SendReport
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
     "SpoolExporter",
+    "StreamWriter",
     "build_entry",
     "decode_entry",
     "spool_client",
     "standby_key",
 ]
-
-_log = logging.getLogger("cruxcelery.telemetry")
 
 DEFAULT_MAX_ENTRIES = 100_000
 """``MAXLEN ~`` of the stream: about 800,000 records of a typical action (8 per flush)."""
@@ -127,6 +127,92 @@ def _parse_entry(data: bytes) -> list[EncodedRecord] | None:
         return None
 
 
+class StreamWriter:
+    """Appends records to the stream: the ``RecordSender`` of a ``SpoolExporter``'s processor.
+    One ``XADD`` per call (a backlog: several entries, pipelined), on a connection of its own."""
+
+    max_records = ENTRY_MAX_RECORDS
+
+    def __init__(self, client: redis.Redis, key: str, max_entries: int, approximate: bool) -> None:
+        self.client = client
+        self.key = key
+        self.max_entries = max_entries
+        self._trim = b"~" if approximate else b"="
+        self._xadd_head: bytes | None = None
+        self.reset_after_fork()
+
+    def reset_after_fork(self) -> None:
+        """Forget the connection (the parent's) and the counters. Also the initial state."""
+        self._conn: Any = None  # outside the pool: no per-call pool overhead
+        self.entries = 0  # written
+        self.errors = 0  # failed writes
+
+    def wait_s(self) -> float:
+        """How long a write may take: the client's socket timeout."""
+        timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        return float(timeout) if isinstance(timeout, int | float) and timeout > 0 else DEFAULT_SOCKET_TIMEOUT_S
+
+    def send_encoded(self, records: list[EncodedRecord], deadline: Deadline, stop: threading.Event | None = None,
+                     breaker: CircuitBreaker | None = None) -> SendReport:
+        """Write the records; on failure they all come back pending. Never raises. The write is
+        bounded by the client's socket timeout, not by ``deadline``."""
+        try:
+            entries = self._write(records)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.errors += 1
+            if breaker is not None:
+                breaker.failure(error)
+            return SendReport(requests=1, pending=records, unreachable=True, server_failed=True, last_error=error)
+        if breaker is not None:
+            breaker.success()
+        self.entries += entries
+        return SendReport(delivered=len(records), requests=entries)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+
+    def _write(self, records: list[EncodedRecord]) -> int:
+        """XADD the records as one entry (a backlog: several, pipelined). Returns the entries."""
+        data = [record.data for record in records]
+        body, lengths = build_entry(data)
+        if len(data) <= ENTRY_MAX_RECORDS and len(body) - len(data) - 1 <= ENTRY_MAX_BYTES:  # the records' bytes
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self.client.connection_pool.make_connection()
+            try:
+                conn.send_packed_command([self._xadd_packet(body, lengths)], check_health=False)
+                conn.read_response()  # raises on an error reply
+            except BaseException:
+                self.close()
+                raise
+            return 1
+        pipe = self.client.pipeline(transaction=False)
+        count = 0
+        for batch in _entries_of(data):
+            body, lengths = build_entry(batch)
+            queue: Callable[..., Any] = pipe.execute_command
+            queue("XADD", self.key, "MAXLEN", self._trim, self.max_entries, "*", DATA, body, LENGTHS, lengths)
+            count += 1
+        pipe.execute()
+        return count
+
+    def _xadd_packet(self, data: bytes, lengths: bytes) -> bytes:
+        """``XADD key MAXLEN ~ N * d <data> l <lengths>`` in RESP, built directly (redis-py's
+        ``pack_command`` re-encodes every argument on every call)."""
+        head = self._xadd_head
+        if head is None:
+            parts = [self.key.encode(), b"MAXLEN", self._trim, str(self.max_entries).encode(), b"*", DATA]
+            head = self._xadd_head = b"*10\r\n$4\r\nXADD\r\n" + b"".join(
+                b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
+            )
+        return b"".join((head, b"$%d\r\n" % len(data), data, b"\r\n$1\r\nl\r\n$%d\r\n" % len(lengths),
+                         lengths, b"\r\n"))
+
+
 class SpoolExporter:
     """A ``RecordExporter`` appending one Redis stream entry per flush. Thread-safe, fork-aware."""
 
@@ -144,222 +230,47 @@ class SpoolExporter:
         self.client = client
         self.key = key
         self.max_entries = max_entries
-        self._trim = b"~" if approximate else b"="
-        self._xadd_head: bytes | None = None
-        self._max_records = max(1, max_buffer_records)
-        self._max_bytes = max(1, max_buffer_bytes)
         self.breaker = breaker or CircuitBreaker(probe_base_s=0.5, probe_cap_s=5.0)
-        self._closed = False
-        self._init_state()
-        forksafe.track(self)
-
-    def _init_state(self) -> None:
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()  # one writer at a time: entries keep their order
-        self._conn: Any = None  # a connection of our own, outside the pool: no per-call pool overhead
-        self._buffer: deque[bytes] = deque()
-        self._bytes = 0
-        self._spooled = 0  # records written to Redis
-        self._entries = 0
-        self._reported = (0, 0)  # (spooled, dropped) at the previous flush
-        self._dropped = 0  # buffer overflow and exports after shutdown
-        self._invalid = 0
-        self._oversized = 0
-        self._errors = 0
-        self._last_error: str | None = None
-        self._last_warning = 0.0
+        self._writer = StreamWriter(client, key, max_entries, approximate)
+        self._batch = BatchProcessor(
+            self._writer, breaker=self.breaker, max_records=max(1, max_buffer_records),
+            max_bytes=max(1, max_buffer_bytes), inline=True, send_wait_s=self._writer.wait_s(),
+            destination=f"the spool {key}",
+        )
 
     def after_fork(self) -> None:
-        self._init_state()
-
-    # -- RecordExporter ------------------------------------------------------------------------------
+        """In a forked child: start over with nothing buffered; the parent keeps its records."""
+        self._batch.after_fork()
 
     def export(self, records: Sequence[JsonRecord]) -> None:
         """Encode and buffer. Never touches the network, never raises."""
-        try:
-            if self._pid != os.getpid():
-                self.after_fork()
-            encoded: list[bytes] = []
-            invalid = oversized = 0
-            for record in records:
-                try:
-                    data = encode_record(record).data
-                except (TypeError, ValueError, RecursionError, AttributeError):
-                    invalid += 1
-                    continue
-                if body_size(len(data), 1) > MAX_BODY_BYTES:
-                    oversized += 1  # no request could ever carry it: do not spool it
-                else:
-                    encoded.append(data)
-            with self._lock:
-                self._invalid += invalid
-                self._oversized += oversized
-                if self._closed:
-                    self._dropped += len(encoded)
-                    return
-                self._buffer.extend(encoded)
-                self._bytes += sum(len(data) for data in encoded)
-                self._enforce_bounds()
-        except Exception as exc:
-            self._warn("export failed: %r", exc)
+        self._batch.export(records)
 
     def flush(self, timeout_s: float) -> FlushResult:
         """Append what is buffered as one entry (a backlog: a few). One Redis round trip, bounded
         by the client's socket timeout; none at all while the breaker is open. Never raises."""
-        try:
-            return self._flush()
-        except Exception as exc:
-            self._warn("flush failed: %r", exc)
-            return FlushResult(status="failed", remaining=len(self._buffer))
-
-    def _flush(self) -> FlushResult:
-        if self._pid != os.getpid():
-            self.after_fork()
-        if not self._buffer:
-            with self._lock:
-                return self._result("drained")
-        if not self._write_lock.acquire(timeout=self._write_wait_s()):
-            with self._lock:  # another flush is stuck on a slow Redis: ours ride on the next one
-                return self._result("deadline")
-        try:
-            return self._flush_locked()
-        finally:
-            self._write_lock.release()
-
-    def _flush_locked(self) -> FlushResult:  # under the write lock
-        with self._lock:
-            if not self._buffer:
-                return self._result("drained")
-            if not self.breaker.allow():  # Redis known down: keep the records, do not wait
-                self.breaker.is_open_now()
-                return self._result("failed")
-            taken = list(self._buffer)
-            self._buffer.clear()
-            self._bytes = 0
-        try:
-            entries = self._write(taken)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self.breaker.failure(error)
-            with self._lock:
-                self._errors += 1
-                self._last_error = error
-                self._buffer.extendleft(reversed(taken))
-                self._bytes += sum(len(data) for data in taken)
-                self._enforce_bounds()
-                result = self._result("failed")
-            self._warn("cannot append to the spool %s (%s); %d records kept in memory", self.key, error,
-                       result.remaining)
-            return result
-        self.breaker.success()
-        with self._lock:
-            self._spooled += len(taken)
-            self._entries += entries
-            return self._result("drained")
-
-    def _write(self, records: list[bytes]) -> int:
-        """XADD the records as one entry (a backlog: several, pipelined). Returns the entries."""
-        if len(records) <= ENTRY_MAX_RECORDS and sum(len(r) for r in records) <= ENTRY_MAX_BYTES:
-            data, lengths = build_entry(records)
-            conn = self._conn
-            if conn is None:
-                conn = self._conn = self.client.connection_pool.make_connection()
-            try:
-                conn.send_packed_command([self._xadd_packet(data, lengths)], check_health=False)
-                conn.read_response()  # raises on an error reply
-            except BaseException:
-                self._drop_connection()
-                raise
-            return 1
-        pipe = self.client.pipeline(transaction=False)
-        count = 0
-        for batch in _entries_of(records):
-            data, lengths = build_entry(batch)
-            queue: Callable[..., Any] = pipe.execute_command
-            queue(
-                "XADD", self.key, "MAXLEN", self._trim, self.max_entries, "*", DATA, data, LENGTHS, lengths
-            )
-            count += 1
-        pipe.execute()
-        return count
-
-    def _xadd_packet(self, data: bytes, lengths: bytes) -> bytes:
-        """``XADD key MAXLEN ~ N * d <data> l <lengths>`` in RESP, built directly (redis-py's
-        ``pack_command`` re-encodes every argument on every call)."""
-        head = self._xadd_head
-        if head is None:
-            parts = [self.key.encode(), b"MAXLEN", self._trim, str(self.max_entries).encode(), b"*", DATA]
-            head = self._xadd_head = b"*10\r\n$4\r\nXADD\r\n" + b"".join(
-                b"$%d\r\n%s\r\n" % (len(part), part) for part in parts
-            )
-        return b"".join((head, b"$%d\r\n" % len(data), data, b"\r\n$1\r\nl\r\n$%d\r\n" % len(lengths),
-                         lengths, b"\r\n"))
-
-    def _result(self, status: str) -> FlushResult:  # under the lock
-        spooled, dropped = self._spooled, self._dropped + self._invalid + self._oversized
-        before_spooled, before_dropped = self._reported
-        self._reported = (spooled, dropped)
-        remaining = len(self._buffer)
-        return FlushResult(
-            status="drained" if not remaining else ("failed" if status == "failed" else "deadline"),
-            delivered=spooled - before_spooled,
-            dropped=dropped - before_dropped,
-            remaining=remaining,
-        )
+        return self._batch.flush(timeout_s)
 
     def shutdown(self, timeout_s: float) -> FlushResult:
         """Flush, then drop later exports (counted). The client is the caller's: not closed."""
-        result = self.flush(timeout_s)
-        with self._lock:
-            self._closed = True
-        if self._write_lock.acquire(timeout=self._write_wait_s()):
-            try:
-                self._drop_connection()
-            finally:
-                self._write_lock.release()
-        return result
+        return self._batch.shutdown(timeout_s)
 
     def source_health(self) -> dict[str, Any]:
         """Counters since this process started (or forked)."""
-        with self._lock:
+        batch, writer = self._batch, self._writer
+        with batch.lock:
+            counts = batch.counts
             return {
-                "spooled": self._spooled,
-                "entries": self._entries,
-                "buffered": len(self._buffer),
-                "dropped": self._dropped,
-                "invalid": self._invalid,
-                "oversized": self._oversized,
-                "errors": self._errors,
-                "lastError": self._last_error,
+                "spooled": counts.delivered,
+                "entries": writer.entries,
+                "buffered": batch.queue.waiting,
+                "dropped": counts.dropped,
+                "invalid": counts.invalid,
+                "oversized": counts.oversized,
+                "errors": writer.errors,
+                "lastError": batch.last_error,
                 "breaker": self.breaker.stats().state,
             }
-
-    # -- internals -----------------------------------------------------------------------------------
-
-    def _drop_connection(self) -> None:  # under the write lock
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.disconnect()
-
-    def _write_wait_s(self) -> float:
-        timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-        return float(timeout) if isinstance(timeout, int | float) and timeout > 0 else DEFAULT_SOCKET_TIMEOUT_S
-
-    def _enforce_bounds(self) -> None:  # under the lock
-        buffer = self._buffer
-        while buffer and (len(buffer) > self._max_records or self._bytes > self._max_bytes):
-            self._bytes -= len(buffer.popleft())
-            self._dropped += 1
-
-    def _warn(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last_warning < 30.0:
-            return
-        self._last_warning = now
-        with contextlib.suppress(Exception):  # logging must never hurt the host
-            _log.warning("cruxcelery telemetry: " + message, *args)
 
 
 def _entries_of(records: list[bytes]) -> list[list[bytes]]:
