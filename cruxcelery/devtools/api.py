@@ -24,6 +24,7 @@ import cruxcelery.devtools.queries as queries
 from cruxcelery.devtools.auth import COOKIE, TokenGate
 from cruxcelery.devtools.batch import BatchError, split_batch
 from cruxcelery.devtools.database import Database
+from cruxcelery.devtools.guard import LoopbackGuard
 from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.devtools.live import PASS_INTERVAL_S, Hub, reconcile_forever
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS
@@ -40,7 +41,8 @@ STATIC = Path(str(resources.files("cruxcelery.devtools") / "static"))
 @dataclass
 class DevtoolsConfig:
     """``db``: a path or ``":memory:"``. ``token``: required on every request but ``/api/health``
-    when set (the CLI sets it when listening beyond loopback)."""
+    when set (the CLI sets it when listening beyond loopback). ``allowed_hosts``: names besides
+    localhost and loopback IPs that a loopback server answers in ``Host`` and ``Origin`` (``guard``)."""
 
     db: str | Path = ":memory:"
     token: str | None = None
@@ -52,6 +54,7 @@ class DevtoolsConfig:
     on_close: list[Callable[[], None]] = field(default_factory=list)
     spool_redis_url: str | None = None  # read the telemetry spool at ``spool_key`` there directly
     spool_key: str = "crux:telemetry"
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -93,6 +96,9 @@ class _Api:
         self.hub = hub
 
     async def ingest(self, request: Request) -> Response:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            return _error(415, "the body must be sent as Content-Type: application/json")
         body = await _read_body(request)
         if body is None:
             return _error(413, f"body over {MAX_BODY_BYTES} bytes")
@@ -240,7 +246,9 @@ def create_app(config: DevtoolsConfig | None = None) -> Starlette:
         Route("/runs/{run_id}", api.page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(TokenGate, token=config.token)] if config.token else []
+    middleware = [Middleware(LoopbackGuard, allowed_hosts=config.allowed_hosts)]
+    if config.token:
+        middleware.append(Middleware(TokenGate, token=config.token))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.service = service
     app.state.hub = hub
