@@ -29,12 +29,13 @@ from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.devtools.live import PASS_INTERVAL_S, Hub, reconcile_forever
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS
 from cruxcelery.devtools.spoolreader import DirectIngest, SpoolReader
-from cruxcelery.devtools.store import DevtoolsService, FlowSnapshots
+from cruxcelery.devtools.store import CACHE_BYTES, DevtoolsService, FlowSnapshots
 
 __all__ = ["MAX_BODY_BYTES", "DevtoolsConfig", "create_app"]
 
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_S = 1
+SQLITE_MAX = 2**63 - 1
 STATIC = Path(str(resources.files("cruxcelery.devtools") / "static"))
 
 
@@ -55,6 +56,7 @@ class DevtoolsConfig:
     spool_redis_url: str | None = None  # read the telemetry spool at ``spool_key`` there directly
     spool_key: str = "crux:telemetry"
     allowed_hosts: tuple[str, ...] = ()
+    detail_cache_bytes: int = CACHE_BYTES  # the bound of each run-detail cache (``store``)
 
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -153,6 +155,8 @@ class _Api:
             limit = int(request.query_params.get("limit") or 1000)
         except ValueError:
             return _error(400, "after and limit must be integers")
+        if not -SQLITE_MAX <= after <= SQLITE_MAX:
+            return _error(400, f"after must be a record sequence number (from {-SQLITE_MAX} to {SQLITE_MAX})")
         return Response(await run_in_threadpool(self.service.records_after, after, limit),
                         media_type="application/json")
 
@@ -210,7 +214,7 @@ def create_app(config: DevtoolsConfig | None = None) -> Starlette:
     db = Database(config.db, busy_timeout_s=config.busy_timeout_s)
     service_kwargs = {"clock": config.clock} if config.clock is not None else {}
     service = DevtoolsService(db, stale_after_ms=config.stale_after_ms, flow_snapshots=config.flow_snapshots,
-                              **service_kwargs)
+                              cache_bytes=config.detail_cache_bytes, **service_kwargs)
     hub = Hub()
     api = _Api(service, hub)
 

@@ -115,15 +115,16 @@ def _unreadable(graph: RunGraph, count: int) -> None:
 
 class DevtoolsService:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time,
-                 stale_after_ms: float = STALE_AFTER_MS, flow_snapshots: FlowSnapshots | None = None) -> None:
+                 stale_after_ms: float = STALE_AFTER_MS, flow_snapshots: FlowSnapshots | None = None,
+                 cache_bytes: int = CACHE_BYTES) -> None:
         self.db = db
         self.clock = clock
         self.stale_after_ms = stale_after_ms
         self.flow_snapshots = flow_snapshots
         self.ingestor = Ingestor(db, clock)
         self._parsed: ByteLru[tuple[int, list[dict[str, Any]], int, int]] = ByteLru(PARSED_RUNS_CACHED,
-                                                                                  CACHE_BYTES)
-        self._views: ByteLru[RunView] = ByteLru(VIEWS_CACHED, CACHE_BYTES)
+                                                                                  cache_bytes)
+        self._views: ByteLru[RunView] = ByteLru(VIEWS_CACHED, cache_bytes)
         self._cache_lock = threading.Lock()
 
     @property
