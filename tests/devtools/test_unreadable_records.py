@@ -122,3 +122,15 @@ def test_the_reconciliation_pass_goes_on_past_a_run_it_cannot_read(tmp_path: Pat
             statuses = dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
     assert statuses[good.run_id] == "ok"
     assert dirty == 0
+
+
+def test_spans_that_are_each_other_s_parent_do_not_hang_reads(api: httpx.Client) -> None:
+    run = RunBuilder()
+    at = time.time()
+    first = run.span_start("00000000000000aa", "a", at, parent="00000000000000bb")
+    second = run.span_start("00000000000000bb", "b", at, parent="00000000000000aa")
+    assert post(api, [run.start(), first, second]).json()["accepted"] == 3
+    detail = api.get(f"/api/runs/{run.run_id}", timeout=5.0)
+    assert detail.status_code == 200
+    assert {s["spanId"] for s in detail.json()["spans"]} == {"00000000000000aa", "00000000000000bb"}
+    assert api.get("/api/runs", timeout=5.0).status_code == 200
