@@ -155,7 +155,7 @@ def bench_detail(url: str, spans: int = 5000, reads: int = 20) -> tuple[tuple[fl
     root = records[1]["spanId"]
     with httpx.Client(base_url=url, timeout=60) as client:
         for body in _bodies(records):
-            client.post("/api/observability/records", content=body)
+            client.post("/api/observability/records", content=body, headers={"content-type": "application/json"})
         run_id = records[0]["runId"]
         repeat, live = [], []
         size = 0
@@ -165,7 +165,8 @@ def bench_detail(url: str, spans: int = 5000, reads: int = 20) -> tuple[tuple[fl
         for _ in range(reads):
             event = run.record("span:event", spanId=root, eventId=ids.event_id(), name="progress",
                                timestamp=ids.iso_ms(time.time()), attributes={})
-            client.post("/api/observability/records", content=_bodies([event])[0])
+            client.post("/api/observability/records", content=_bodies([event])[0],
+                        headers={"content-type": "application/json"})
             live.append(_read(client, run_id, spans)[0])
     return _percentiles(repeat), _percentiles(live), size
 

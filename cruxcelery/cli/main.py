@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--db", default=None, help="SQLite file (default: the user's data dir); ':memory:' keeps nothing")
     dev.add_argument("--redis", default=None, metavar="URL",
                      help="read flow snapshots and the telemetry spool from this Redis")
+    dev.add_argument("--allowed-host", action="append", default=None, metavar="NAME", dest="allowed_hosts",
+                     help="a name besides localhost that pages and clients may use to reach a loopback devtools"
+                          " (repeatable; also CRUX_DEVTOOLS_ALLOWED_HOSTS, comma separated)")
     forward = commands.add_parser("forward", help="forward the telemetry spool to devtools until SIGTERM/SIGINT")
     forward.add_argument("--app", default=None, metavar="MODULE",
                          help="read the settings (and the broker) from this Celery app module's Crux")
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.command == "dev":
         from cruxcelery.devtools.server import serve
 
-        return serve(options.host, options.port, options.db, options.redis)
+        return serve(options.host, options.port, options.db, options.redis, options.allowed_hosts)
     if options.command == "forward":
         return _forward(options)
     handler = getattr(options, "handler", None)

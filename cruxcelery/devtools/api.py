@@ -24,23 +24,26 @@ import cruxcelery.devtools.queries as queries
 from cruxcelery.devtools.auth import COOKIE, TokenGate
 from cruxcelery.devtools.batch import BatchError, split_batch
 from cruxcelery.devtools.database import Database
+from cruxcelery.devtools.guard import LoopbackGuard
 from cruxcelery.devtools.ingest import IngestResult
 from cruxcelery.devtools.live import PASS_INTERVAL_S, Hub, reconcile_forever
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS
 from cruxcelery.devtools.spoolreader import DirectIngest, SpoolReader
-from cruxcelery.devtools.store import DevtoolsService, FlowSnapshots
+from cruxcelery.devtools.store import CACHE_BYTES, DevtoolsService, FlowSnapshots
 
 __all__ = ["MAX_BODY_BYTES", "DevtoolsConfig", "create_app"]
 
 MAX_BODY_BYTES = 1024 * 1024
 RETRY_AFTER_S = 1
+SQLITE_MAX = 2**63 - 1
 STATIC = Path(str(resources.files("cruxcelery.devtools") / "static"))
 
 
 @dataclass
 class DevtoolsConfig:
     """``db``: a path or ``":memory:"``. ``token``: required on every request but ``/api/health``
-    when set (the CLI sets it when listening beyond loopback)."""
+    when set (the CLI sets it when listening beyond loopback). ``allowed_hosts``: names besides
+    localhost and loopback IPs that a loopback server answers in ``Host`` and ``Origin`` (``guard``)."""
 
     db: str | Path = ":memory:"
     token: str | None = None
@@ -52,6 +55,8 @@ class DevtoolsConfig:
     on_close: list[Callable[[], None]] = field(default_factory=list)
     spool_redis_url: str | None = None  # read the telemetry spool at ``spool_key`` there directly
     spool_key: str = "crux:telemetry"
+    allowed_hosts: tuple[str, ...] = ()
+    detail_cache_bytes: int = CACHE_BYTES  # the bound of each run-detail cache (``store``)
 
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -93,6 +98,9 @@ class _Api:
         self.hub = hub
 
     async def ingest(self, request: Request) -> Response:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            return _error(415, "the body must be sent as Content-Type: application/json")
         body = await _read_body(request)
         if body is None:
             return _error(413, f"body over {MAX_BODY_BYTES} bytes")
@@ -147,6 +155,8 @@ class _Api:
             limit = int(request.query_params.get("limit") or 1000)
         except ValueError:
             return _error(400, "after and limit must be integers")
+        if not -SQLITE_MAX <= after <= SQLITE_MAX:
+            return _error(400, f"after must be a record sequence number (from {-SQLITE_MAX} to {SQLITE_MAX})")
         return Response(await run_in_threadpool(self.service.records_after, after, limit),
                         media_type="application/json")
 
@@ -204,7 +214,7 @@ def create_app(config: DevtoolsConfig | None = None) -> Starlette:
     db = Database(config.db, busy_timeout_s=config.busy_timeout_s)
     service_kwargs = {"clock": config.clock} if config.clock is not None else {}
     service = DevtoolsService(db, stale_after_ms=config.stale_after_ms, flow_snapshots=config.flow_snapshots,
-                              **service_kwargs)
+                              cache_bytes=config.detail_cache_bytes, **service_kwargs)
     hub = Hub()
     api = _Api(service, hub)
 
@@ -240,7 +250,9 @@ def create_app(config: DevtoolsConfig | None = None) -> Starlette:
         Route("/runs/{run_id}", api.page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(TokenGate, token=config.token)] if config.token else []
+    middleware = [Middleware(LoopbackGuard, allowed_hosts=config.allowed_hosts)]
+    if config.token:
+        middleware.append(Middleware(TokenGate, token=config.token))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.service = service
     app.state.hub = hub

@@ -16,7 +16,10 @@ import cruxcelery.devtools.fastjson as fastjson
 from cruxcelery.devtools.fastjson import HAVE_ORJSON
 from cruxcelery.telemetry.records import SCHEMA_VERSION
 
-__all__ = ["BatchError", "RawRecord", "split_batch"]
+__all__ = ["MAX_RECORDS", "BatchError", "RawRecord", "split_batch"]
+
+MAX_RECORDS = 1000
+"""Records per request (Crux's senders send at most 50): a body of more is refused 413."""
 
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")  # Python's decoder takes NaN and Infinity; JSON (and orjson) do not
@@ -26,9 +29,13 @@ _decoder = json.JSONDecoder(parse_constant=_not_json)
 _WS = " \t\n\r"
 
 
+class _TooMany(Exception):
+    """The records array holds more than ``MAX_RECORDS``."""
+
+
 class BatchError(Exception):
-    """The body as a whole is unusable: ``status`` is 400 (not JSON / not a batch) or 422 (wrong
-    batch schema version)."""
+    """The body as a whole is unusable: ``status`` is 400 (not JSON / not a batch), 413 (more than
+    ``MAX_RECORDS`` records) or 422 (wrong batch schema version)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -38,10 +45,12 @@ class BatchError(Exception):
 
 @dataclass(slots=True)
 class RawRecord:
-    """One element of ``records``: its exact text and its parsed value (any JSON value)."""
+    """One element of ``records``: its exact text and its parsed value (any JSON value).
+    ``readable``: ``fastjson`` is known to read ``text`` back (the fast path); else ingest checks."""
 
     text: str
     value: Any
+    readable: bool = False
 
 
 def _skip(text: str, pos: int) -> int:
@@ -64,6 +73,8 @@ def _split_array(text: str, pos: int) -> tuple[list[RawRecord], int]:
     if pos < len(text) and text[pos] == "]":
         return out, pos + 1
     while True:
+        if len(out) == MAX_RECORDS:
+            raise _TooMany
         start = _skip(text, pos)
         value, end = _decoder.raw_decode(text, start)
         out.append(RawRecord(text[start:end], value))
@@ -123,20 +134,26 @@ def _compact(body: bytes) -> tuple[dict[str, Any], list[RawRecord] | None] | Non
     records = value.get("records")
     if not isinstance(records, list):
         return value, None
-    return value, [RawRecord(fastjson.dumps(record).decode("utf-8"), record) for record in records]
+    if len(records) > MAX_RECORDS:
+        raise _TooMany
+    return value, [RawRecord(fastjson.dumps(record).decode("utf-8"), record, True) for record in records]
 
 
 def split_batch(body: bytes) -> list[RawRecord]:
-    """The records of an ingest body. Raises ``BatchError`` (400 or 422)."""
-    fast = _compact(body)
-    if fast is not None:
-        fields, records = fast
-    else:
-        try:
-            text = body.decode("utf-8")
-            fields, records = _parse(text)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BatchError(400, f"malformed JSON: {exc}") from None
+    """The records of an ingest body. Raises ``BatchError`` (400, 413 or 422)."""
+    try:
+        fast = _compact(body)
+        if fast is not None:
+            fields, records = fast
+        else:
+            try:
+                text = body.decode("utf-8")
+                fields, records = _parse(text)
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                raise BatchError(400, f"malformed JSON: {exc}") from None
+    except _TooMany:
+        raise BatchError(413, f"more than {MAX_RECORDS} records in one request: send at most {MAX_RECORDS}"
+                              " per request") from None
     version = fields.get("schemaVersion")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise BatchError(422, f"unsupported batch schemaVersion {version!r}: this server reads {SCHEMA_VERSION}")

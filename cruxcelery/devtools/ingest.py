@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import cruxcelery.devtools.fastjson as fastjson
 from cruxcelery.devtools.batch import RawRecord
 from cruxcelery.devtools.database import Database
 from cruxcelery.devtools.projection import UNKNOWN_COUNTER, project, record_time_ms
@@ -75,6 +76,8 @@ class Ingestor:
                 if _SURROGATE_ESCAPE.search(raw.text):
                     raw.text = _without_lone_surrogates(raw.text)
                     raw.value = json.loads(raw.text)
+                if not raw.readable:
+                    _readable(raw.text)
                 valid.append((index, raw, check_record(raw.value)))
             except (ValueError, RecursionError) as exc:
                 rid = raw.value.get("recordId") if isinstance(raw.value, dict) else None
@@ -167,6 +170,15 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a surrogate escape: pair
 _ESCAPES = re.compile(r"(\\\\)"  # an escaped backslash: what follows is text, not an escape
                       r"|(\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})"  # a surrogate pair
                       r"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})")  # a lone surrogate
+
+
+def _readable(text: str) -> None:
+    """Raises ``ValueError`` unless reads can parse ``text`` back (``1e400`` is infinity to
+    Python's decoder, an error to orjson's)."""
+    try:
+        fastjson.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not readable back: {exc}") from None
 
 
 def _without_lone_surrogates(text: str) -> str:

@@ -15,6 +15,8 @@ __all__ = ["RunFilter", "decode_cursor", "encode_cursor", "list_runs", "run_link
 
 _RUN_COLUMNS = "run_id, name, root_primitive, status, started_at, ended_at, operation_id, parent_run_id, record_count"
 MAX_LIMIT = 500
+MAX_PAGE_BYTES = 8 * 1024 * 1024
+"""A page of ``records_after`` stops at the record that reaches this many bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +110,17 @@ def run_raw_records(conn: sqlite3.Connection, run_id: str) -> str | None:
 
 
 def records_after(conn: sqlite3.Connection, after: int, limit: int) -> str:
-    """``{"records": [...], "nextAfter": seq}``: every stored record in arrival order, raw."""
-    rows = conn.execute("SELECT seq, raw FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (after, max(1, min(limit, 10_000)))).fetchall()
-    last = rows[-1][0] if rows else after
-    return '{"records":[' + ",".join(r[1] for r in rows) + '],"nextAfter":' + str(last) + "}"
+    """``{"records": [...], "nextAfter": seq}``: every stored record in arrival order, raw; at most
+    ``limit`` records, and none after the one that reaches ``MAX_PAGE_BYTES``."""
+    raws: list[str] = []
+    size, last = 0, after
+    for seq, raw in conn.execute("SELECT seq, raw FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                                 (after, max(1, min(limit, 10_000)))):
+        raws.append(raw)
+        size, last = size + len(raw), seq
+        if size >= MAX_PAGE_BYTES:
+            break
+    return '{"records":[' + ",".join(raws) + '],"nextAfter":' + str(last) + "}"
 
 
 def _link(conn: sqlite3.Connection, run_id: str, kind: str, span_id: str | None) -> RunLinkOut:

@@ -27,6 +27,7 @@ never touched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from cruxcelery.devtools.graph import Diagnostic, RunGraph, SpanNode
@@ -114,9 +115,7 @@ class _Run:
         for span in self.order:
             if not span.running or span.placeholder or span.span_id in leased:
                 continue
-            ancestor = self.parent(span)
-            while ancestor is not None and ancestor.running:
-                ancestor = self.parent(ancestor)
+            ancestor = next((a for a in self.ancestors(span) if not a.running), None)
             if ancestor is None or ancestor.placeholder or ancestor.ended_ms is None:
                 continue
             if span.started_ms is None or span.started_ms > ancestor.ended_ms:
@@ -124,6 +123,15 @@ class _Run:
             evidence = any(e.get("name") in _EVIDENCE_EVENTS for e in span.events) or any(
                 a.get("kind") in _EVIDENCE_ARTIFACTS for a in span.artifacts)
             self.end(span, "ok" if evidence else ancestor.status, ancestor.ended_ms, "terminal.ancestor")
+
+    def ancestors(self, span: SpanNode) -> Iterator[SpanNode]:
+        """The span's parent, its parent's parent... up to the root, or once round a parent cycle."""
+        seen = {span.span_id}
+        ancestor = self.parent(span)
+        while ancestor is not None and ancestor.span_id not in seen:
+            seen.add(ancestor.span_id)
+            yield ancestor
+            ancestor = self.parent(ancestor)
 
     def parent(self, span: SpanNode) -> SpanNode | None:
         if span.parent_span_id is None or span.cross_run_parent:
@@ -181,11 +189,9 @@ class _Run:
             causes.append((span, deadline))
         run = self.graph.run
         for cause, deadline in causes:
-            ancestor = self.parent(cause)
-            while ancestor is not None:
+            for ancestor in self.ancestors(cause):
                 if ancestor.running and not ancestor.placeholder:
                     self.end(ancestor, "incomplete", deadline, "descendant.operation.deadline")
-                ancestor = self.parent(ancestor)
         if causes and run.status == "running":
             run.status, run.ended_ms = "incomplete", max(d for _s, d in causes)
             run.reconciled_from = "descendant.operation.deadline"

@@ -16,9 +16,17 @@ from cruxcelery.devtools.api import DevtoolsConfig, create_app
 from cruxcelery.devtools.auth import is_loopback
 from cruxcelery.devtools.database import default_path
 
-__all__ = ["DevtoolsServer", "serve"]
+__all__ = ["ALLOWED_HOSTS_ENV", "DevtoolsServer", "allowed_hosts_from", "serve"]
 
 TOKEN_ENV = "CRUX_DEVTOOLS_TOKEN"
+ALLOWED_HOSTS_ENV = "CRUX_DEVTOOLS_ALLOWED_HOSTS"
+
+
+def allowed_hosts_from(option: list[str] | None, env: str | None) -> tuple[str, ...]:
+    """The names of ``--allowed-host`` (repeatable) and of ``CRUX_DEVTOOLS_ALLOWED_HOSTS`` (comma
+    separated), lower-cased, in order, without duplicates."""
+    names = [*(option or []), *(env or "").split(",")]
+    return tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
 
 
 class _Server(uvicorn.Server):
@@ -73,7 +81,8 @@ class DevtoolsServer:
         self.stop()
 
 
-def serve(host: str = "127.0.0.1", port: int = 4400, db: str | None = None, redis_url: str | None = None) -> int:
+def serve(host: str = "127.0.0.1", port: int = 4400, db: str | None = None, redis_url: str | None = None,
+          allowed_hosts: list[str] | None = None) -> int:
     """Run ``cruxcelery dev`` in the foreground until interrupted."""
     token = os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and not token:
@@ -82,7 +91,8 @@ def serve(host: str = "127.0.0.1", port: int = 4400, db: str | None = None, redi
     path = db or str(default_path())
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    config = DevtoolsConfig(db=path, token=token if not is_loopback(host) else None)
+    config = DevtoolsConfig(db=path, token=token if not is_loopback(host) else None,
+                            allowed_hosts=allowed_hosts_from(allowed_hosts, os.environ.get(ALLOWED_HOSTS_ENV)))
     if redis_url:
         from cruxcelery.devtools.flowstore import RedisFlowSnapshots  # optional: needs the redis client
 

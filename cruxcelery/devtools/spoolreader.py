@@ -51,7 +51,7 @@ class DirectIngest:
         kept: list[EncodedRecord] = []
         for record in records:
             try:
-                raws.append(RawRecord(record.data.decode("utf-8"), fastjson.loads(record.data)))
+                raws.append(RawRecord(record.data.decode("utf-8"), fastjson.loads(record.data), True))
                 kept.append(record)
             except ValueError:  # not JSON: no server would ever take it
                 report.rejected += 1

@@ -4,14 +4,19 @@ The ``runs`` table caches each run's reconciled status for the list. It is refre
 read, for every run with new records (``dirty``) before a list is answered, and by the 1 s
 background pass (``refresh``) for dirty runs and runs whose lease, deadline or staleness threshold
 has come (``recheck_ms``). ``refresh`` returns the status changes, which ``live`` publishes.
+
+No stored record fails a read: a record that cannot be parsed is left out of its run (with an
+``unreadable_record`` diagnostic), and a run that cannot be reconciled is shown ``unreadable``
+(``degraded``); the pass and the list go on past it. The caches of parsed and reconciled runs are
+bounded by count and by bytes (``CACHE_BYTES``, counted as the records' JSON text and the bodies).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,9 +24,10 @@ from typing import Any, Protocol
 import cruxcelery.devtools.fastjson as fastjson
 import cruxcelery.devtools.queries as queries
 from cruxcelery.devtools.batch import RawRecord
+from cruxcelery.devtools.cache import ByteLru
 from cruxcelery.devtools.database import Database
 from cruxcelery.devtools.detail import Fragments, detail_json, run_out, segment_order, segment_out
-from cruxcelery.devtools.graph import RunGraph, build_graph
+from cruxcelery.devtools.graph import Diagnostic, RunGraph, build_graph
 from cruxcelery.devtools.ingest import Ingestor, IngestResult
 from cruxcelery.devtools.models import FlowOut, RunDetailOut, RunListOut, SearchOut, StatsOut
 from cruxcelery.devtools.reconcile import STALE_AFTER_MS, reconcile
@@ -31,6 +37,10 @@ __all__ = ["DevtoolsService", "FlowSnapshots", "LifecycleChange"]
 
 PARSED_RUNS_CACHED = 16
 VIEWS_CACHED = 8
+CACHE_BYTES = 32 * 1024 * 1024
+"""The bound of each cache (parsed records, reconciled views), in bytes of JSON text."""
+UNREADABLE = "unreadable"
+_log = logging.getLogger("cruxcelery.devtools")
 
 
 class FlowSnapshots(Protocol):
@@ -58,6 +68,11 @@ class RunView:
     recheck_ms: float | None
     fragments: dict[bool, Fragments] = field(default_factory=dict)  # seeded from the run's previous view
     bodies: dict[bool, bytes] = field(default_factory=dict)
+    record_bytes: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.record_bytes + sum(len(b) for b in self.bodies.values())
 
     @property
     def ended_at(self) -> str | None:
@@ -67,25 +82,56 @@ class RunView:
     def body(self, infrastructure: bool) -> bytes:
         body = self.bodies.get(infrastructure)
         if body is None:
-            body, fragments = detail_json(self.graph, self.graph.top_down(), infrastructure=infrastructure,
-                                          record_count=self.count, recheck_ms=self.recheck_ms,
-                                          previous=self.fragments.get(infrastructure))
+            try:
+                body, fragments = detail_json(self.graph, self.graph.top_down(), infrastructure=infrastructure,
+                                              record_count=self.count, recheck_ms=self.recheck_ms,
+                                              previous=self.fragments.get(infrastructure))
+            except Exception as exc:  # one run's records never fail a read
+                self.graph = degraded(self.graph.run.run_id, exc)
+                self.recheck_ms = None
+                body, fragments = detail_json(self.graph, [], infrastructure=infrastructure, record_count=self.count,
+                                              recheck_ms=None)
             self.bodies[infrastructure] = body
             self.fragments = {**self.fragments, infrastructure: fragments}
         return body
 
 
+def degraded(run_id: str, exc: BaseException) -> RunGraph:
+    """What is shown of a run whose records could not be reconciled: no spans, a diagnostic."""
+    _log.warning("devtools: run %s cannot be reconciled: %s: %s", run_id, type(exc).__name__, exc)
+    graph = build_graph(run_id, [])
+    graph.run.status = graph.run.raw_status = UNREADABLE
+    graph.run.diagnostics.append(Diagnostic("unreadable_run", f"the run's records cannot be reconciled:"
+                                            f" {type(exc).__name__}: {str(exc)[:200]}", "devtools.read"))
+    return graph
+
+
+def _unreadable(graph: RunGraph, count: int) -> None:
+    if count:
+        graph.run.diagnostics.append(Diagnostic(
+            "unreadable_record", f"{count} stored record(s) of this run cannot be parsed and are left out",
+            "devtools.read"))
+
+
 class DevtoolsService:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time,
-                 stale_after_ms: float = STALE_AFTER_MS, flow_snapshots: FlowSnapshots | None = None) -> None:
+                 stale_after_ms: float = STALE_AFTER_MS, flow_snapshots: FlowSnapshots | None = None,
+                 cache_bytes: int = CACHE_BYTES) -> None:
         self.db = db
         self.clock = clock
         self.stale_after_ms = stale_after_ms
         self.flow_snapshots = flow_snapshots
         self.ingestor = Ingestor(db, clock)
-        self._parsed: OrderedDict[str, tuple[int, list[dict[str, Any]]]] = OrderedDict()
-        self._views: OrderedDict[str, RunView] = OrderedDict()
+        self._parsed: ByteLru[tuple[int, list[dict[str, Any]], int, int]] = ByteLru(PARSED_RUNS_CACHED,
+                                                                                  cache_bytes)
+        self._views: ByteLru[RunView] = ByteLru(VIEWS_CACHED, cache_bytes)
         self._cache_lock = threading.Lock()
+
+    @property
+    def cached_bytes(self) -> tuple[int, int]:
+        """The bytes held by the parsed-records cache and by the reconciled-views cache."""
+        with self._cache_lock:
+            return self._parsed.bytes, self._views.bytes
 
     def now_ms(self) -> float:
         return self.clock() * 1000.0
@@ -95,21 +141,26 @@ class DevtoolsService:
         return self.ingestor.ingest(records)
 
     # -- reconciled runs --------------------------------------------------------------------------
-    def _records(self, conn: sqlite3.Connection, run_id: str) -> tuple[int, list[dict[str, Any]]]:
-        """The run's last record number and parsed records in arrival order. Stored records never
-        change, so the parsed records of recently read runs are kept and only newer ones are read."""
+    def _records(self, conn: sqlite3.Connection, run_id: str) -> tuple[int, list[dict[str, Any]], int, int]:
+        """The run's last record number, parsed records in arrival order, their bytes and how many
+        could not be parsed (left out). Stored records never change, so the parsed records of
+        recently read runs are kept and only newer ones are read."""
         with self._cache_lock:
-            last_seq, records = self._parsed.pop(run_id, (0, []))
+            last_seq, records, size, unreadable = self._parsed.pop(run_id) or (0, [], 0, 0)
         rows = conn.execute("SELECT seq, raw FROM records WHERE run_id = ? AND seq > ? ORDER BY seq",
                             (run_id, last_seq)).fetchall()
         if rows:
-            records = [*records, *(fastjson.loads(raw) for _seq, raw in rows)]
+            records = list(records)
+            for _seq, raw in rows:
+                size += len(raw)
+                try:
+                    records.append(fastjson.loads(raw))
+                except ValueError:
+                    unreadable += 1
             last_seq = rows[-1][0]
         with self._cache_lock:
-            self._parsed[run_id] = (last_seq, records)
-            while len(self._parsed) > PARSED_RUNS_CACHED:
-                self._parsed.popitem(last=False)
-        return last_seq, records
+            self._parsed.put(run_id, (last_seq, records, size, unreadable), size)
+        return last_seq, records, size, unreadable
 
     def _reconciled(self, run_id: str, updates: list[tuple[Any, ...]] | None = None
                     ) -> tuple[RunView, LifecycleChange | None] | None:
@@ -118,24 +169,24 @@ class DevtoolsService:
         status is written at once, or appended to ``updates`` (``_write_statuses``)."""
         with self.db.read() as conn:
             row = conn.execute("SELECT status, dirty FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            last_seq, records = self._records(conn, run_id) if row is not None else (0, [])
-        if row is None or not records:
+            last_seq, records, size, unreadable = self._records(conn, run_id) if row is not None else (0, [], 0, 0)
+        if row is None or not (records or unreadable):
             return None
         previous, dirty = row
         now = self.now_ms()
         with self._cache_lock:
             view = self._views.get(run_id)
-            if view is not None:
-                self._views.move_to_end(run_id)
         if view is None or view.last_seq != last_seq or (view.recheck_ms is not None and now >= view.recheck_ms):
-            graph = build_graph(run_id, records)
-            recheck = reconcile(graph, now, self.stale_after_ms)
-            view = RunView(last_seq, len(records), graph, recheck,
-                           fragments=view.fragments if view is not None else {})
+            try:
+                graph = build_graph(run_id, records)
+                recheck = reconcile(graph, now, self.stale_after_ms)
+            except Exception as exc:  # one run's records never fail a read
+                graph, recheck = degraded(run_id, exc), None
+            _unreadable(graph, unreadable)
+            view = RunView(last_seq, len(records) + unreadable, graph, recheck,
+                           fragments=view.fragments if view is not None else {}, record_bytes=size)
             with self._cache_lock:
-                self._views[run_id] = view
-                while len(self._views) > VIEWS_CACHED:
-                    self._views.popitem(last=False)
+                self._views.put(run_id, view, view.size)
         run = view.graph.run
         if dirty or previous != run.status:
             update = (run.status, view.ended_at, view.recheck_ms, view.count, run_id)
@@ -158,7 +209,11 @@ class DevtoolsService:
         changes: list[LifecycleChange] = []
         updates: list[tuple[Any, ...]] = []
         for run_id in ids:
-            result = self._reconciled(run_id, updates)
+            try:
+                result = self._reconciled(run_id, updates)
+            except Exception:  # a run that cannot be read at all (the database...): the pass goes on
+                _log.exception("devtools: run %s cannot be read", run_id)
+                continue
             if result is not None and result[1] is not None:
                 changes.append(result[1])
             if len(updates) >= 50:
@@ -190,6 +245,9 @@ class DevtoolsService:
             return None
         view, change = result
         body = view.body(infrastructure)
+        with self._cache_lock:
+            if self._views.get(run_id) is view:
+                self._views.put(run_id, view, view.size)
         with self.db.read() as conn:
             links = queries.run_links(conn, run_id, view.graph.run.parent_run_id)
         return body[:-1] + b',"links":' + links.model_dump_json(by_alias=True).encode() + b"}", change

@@ -3,7 +3,8 @@
 A record is accepted when it is a JSON object with ``schemaVersion`` 5, a ``recordId``, ``runId``,
 ``segmentId`` and ``type`` (non-empty strings) and a ``segmentSeq`` >= 1; ``operationId`` and
 ``traceId``, when present, are strings. Records of a known type must also carry what the run view
-needs (``spanId`` for span records, string timestamps, object attributes). Anything else in a
+needs (``spanId`` for span records, string timestamps, object attributes). A timestamp of any
+record must fall within years 1 to 9999 in UTC (what can be written back). Anything else in a
 record is kept as it came. Unknown types pass on their identity alone (forward compatibility): they
 are stored raw and counted, never projected. The stricter producer models of
 ``cruxcelery.telemetry.records`` are not applied here: ingest accepts what other Crux producers
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cruxcelery.devtools.timeutil import out_of_range
 from cruxcelery.telemetry.records import SCHEMA_VERSION
 
 __all__ = ["KNOWN_TYPES", "Identity", "check_record"]
@@ -65,6 +67,9 @@ def check_record(record: Any) -> Identity:
     for key in ("operationId", "traceId"):
         if key in record and not isinstance(record[key], str):
             raise ValueError(f"{key} must be a string")
+    for key in _TIME_FIELDS:
+        if out_of_range(record.get(key)):
+            raise ValueError(f"{key} must fall within years 1 to 9999 in UTC")
     if identity.type not in KNOWN_TYPES:
         return identity
     _check_known(record, identity.type)

@@ -16,6 +16,7 @@ from cruxcelery.devtools.server import DevtoolsServer
 from tests.devtools.helpers import RunBuilder, identity, post, stored_records
 
 INGEST = "/api/observability/records"
+JSON = {"content-type": "application/json"}
 
 
 def test_an_unknown_record_type_is_stored_raw_and_counted(api: httpx.Client) -> None:
@@ -33,7 +34,7 @@ def test_raw_records_come_back_byte_for_byte(api: httpx.Client) -> None:
     run = RunBuilder()
     record_text = json.dumps(run.start(), indent=3, ensure_ascii=False).replace('"test run"', '"t\\u00e9st \u2603"')
     body = '{ "records" : [ ' + record_text + ' ] , "schemaVersion" : 5 }'
-    assert api.post(INGEST, content=body.encode()).status_code == 202
+    assert api.post(INGEST, content=body.encode(), headers=JSON).status_code == 202
     raw = api.get(f"/api/runs/{run.run_id}/records").text
     assert record_text in raw
 
@@ -68,7 +69,7 @@ def test_a_wrong_batch_schema_version_is_422(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"schemaVersion": 5}', b'{"schemaVersion": 5, "records": {}}'])
 def test_a_body_that_is_not_a_batch_is_400(api: httpx.Client, body: bytes) -> None:
-    assert api.post(INGEST, content=body).status_code == 400
+    assert api.post(INGEST, content=body, headers=JSON).status_code == 400
 
 
 def body_of_size(size: int) -> bytes:
@@ -82,11 +83,11 @@ def body_of_size(size: int) -> bytes:
 
 
 def test_a_body_of_exactly_one_mebibyte_is_read(api: httpx.Client) -> None:
-    assert api.post(INGEST, content=body_of_size(MAX_BODY_BYTES)).status_code == 202
+    assert api.post(INGEST, content=body_of_size(MAX_BODY_BYTES), headers=JSON).status_code == 202
 
 
 def test_a_body_over_one_mebibyte_is_413(api: httpx.Client) -> None:
-    assert api.post(INGEST, content=body_of_size(MAX_BODY_BYTES + 1)).status_code == 413
+    assert api.post(INGEST, content=body_of_size(MAX_BODY_BYTES + 1), headers=JSON).status_code == 413
 
 
 def test_a_streamed_body_without_length_is_cut_at_one_mebibyte(api: httpx.Client) -> None:
@@ -96,7 +97,7 @@ def test_a_streamed_body_without_length_is_cut_at_one_mebibyte(api: httpx.Client
         yield body[:1000]
         yield body[1000:]
 
-    assert api.post(INGEST, content=chunks()).status_code == 413
+    assert api.post(INGEST, content=chunks(), headers=JSON).status_code == 413
 
 
 @pytest.fixture()
