@@ -10,7 +10,7 @@
 | CRUX_RECORDS_FILE | records_file | unset | append every record as one JSON line to this file (for subprocess workers) |
 | CRUX_FLUSH_TIMEOUT_S | flush_timeout_s | ``3.0`` | bound of the flush in every action's ``finally`` |
 | CRUX_BOUNDARY_FLUSH_TIMEOUT_S | boundary_flush_timeout_s | ``1.0`` | bound of the flush before a child task is published |
-| CRUX_SIGNING_KEY | signing_key | unset | HMAC-SHA256 key; when set, envelopes are signed and unsigned ones ignored |
+| CRUX_SIGNING_KEY | signing_key | unset | HMAC-SHA256 key; when set, envelopes are signed (for their task's id and name) and unsigned or forged ones ignored |
 | CRUX_ENVELOPE_MAX_BYTES | envelope_max_bytes | ``4096`` | larger envelopes are ignored (the task runs as a new root) |
 | CRUX_DEFAULT_LEASE_S | default_lease_s | ``660`` | boundary lease when the task has no hard time limit |
 | CRUX_QUEUE_MAX_RECORDS | queue_max_records | ``10000`` | in-process delivery queue bound (oldest dropped and counted) |

@@ -196,3 +196,14 @@ outside = crux.flow("t-outside", args=Plain)
 def run_outside(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> None:
     ctx.crux.run_action("outside any step", leaf, {"topic": "outside"})
     scope.suspend("go")
+
+
+parked_child = crux.flow("t-parked-child", args=Plain)
+
+
+@parked_child.handler
+def run_parked_child(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    """Its durable child is published to the queue ``args.label``, which no worker consumes: the
+    test releases it (``tests.parking``) when it wants the child to run."""
+    return scope.step("child", lambda: ctx.crux.run_action("parked child", leaf, {"topic": "legit"},
+                                                           queue=args.label))

@@ -7,8 +7,10 @@ import logging
 
 import pytest
 
-from cruxcelery.core.envelope import EnvelopeCodec
+from cruxcelery.core.envelope import Envelope, EnvelopeCodec
+from cruxcelery.core.publishing import outgoing
 from tests.helpers import only, wait_span
+from tests.parking import parking
 
 VALID = {
     "v": 1, "kind": "continuation", "operation_id": "run_" + "a" * 24, "run_id": "run_" + "a" * 24,
@@ -61,6 +63,16 @@ def test_unsigned_envelope_is_ignored_when_a_signing_key_is_set(sink, celery_tes
 def test_forged_envelope_is_ignored_when_a_signing_key_is_set(sink, celery_test_app, caplog, signing):
     forged = json.dumps({**VALID, "sig": "0" * 64})
     leaf = _run_with_header(sink, celery_test_app, forged, caplog)
+    _assert_new_root(sink, leaf)
+    assert "ignoring forged envelope" in caplog.text
+
+
+def test_a_signed_envelope_copied_onto_another_task_is_ignored_as_forged(sink, celery_test_app, caplog, signing):
+    with parking(celery_test_app) as lot:
+        with outgoing(Envelope.model_validate(VALID)):  # signed for the parked task's id and name
+            celery_test_app.leaf.apply_async(({"topic": "parked"},), queue=lot.queue)
+        copied = lot.header("crux")
+    leaf = _run_with_header(sink, celery_test_app, copied, caplog)
     _assert_new_root(sink, leaf)
     assert "ignoring forged envelope" in caplog.text
 

@@ -1,7 +1,10 @@
 """The context envelope: ids only, carried in the top-level task header ``crux``.
 
 ``decode`` never raises: a malformed, oversized, unsigned (when a key is set) or forged envelope
-is logged once and ignored, and the task runs as a new root run.
+is logged once and ignored, and the task runs as a new root run. With a signing key, a task's
+envelope is signed for that task (its id and name, which travel beside it in the message, not in
+it): a signed envelope copied onto another task is forged there. A carrier that belongs to no task
+(``capture_context``) is signed for none.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -53,6 +56,18 @@ class Envelope(BaseModel):
         return f"00-{self.trace_id}-{self.parent_span_id}-01"
 
 
+class TaskBinding(NamedTuple):
+    """The task a signed envelope belongs to: the id and (registered, not shadow) name its message
+    carries. ``None`` parts stand for a message without them."""
+
+    task_id: str | None
+    task_name: str | None
+
+    @classmethod
+    def of(cls, task_id: Any, task_name: Any) -> TaskBinding:
+        return cls(None if task_id is None else str(task_id), None if task_name is None else str(task_name))
+
+
 def clip(label: str | None) -> str | None:
     """Labels travel in the envelope; keep them within its bound."""
     return label if label is None or len(label) <= _LABEL_MAX else label[: _LABEL_MAX - 1] + "~"
@@ -65,36 +80,41 @@ class EnvelopeCodec:
         self.max_bytes = max_bytes
         self._key = signing_key
 
-    def _signature(self, envelope: Envelope) -> str:
+    def _signature(self, envelope: Envelope, task: TaskBinding | None) -> str:
         assert self._key is not None
         payload = envelope.model_dump_json(exclude={"sig"}, exclude_none=True).encode("utf-8")  # canonical
+        if task is not None:  # a JSON prefix: never the start of an unbound payload (an object)
+            payload = json.dumps(["task", task.task_id, task.task_name]).encode("utf-8") + payload
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()
 
-    def sign(self, envelope: Envelope) -> Envelope:
-        """The envelope with its signature when a key is set (unchanged otherwise)."""
+    def sign(self, envelope: Envelope, task: TaskBinding | None = None) -> Envelope:
+        """The envelope with its signature (for ``task``, when given) when a key is set
+        (unchanged otherwise)."""
         if self._key is None:
             return envelope
-        return envelope.model_copy(update={"sig": self._signature(envelope)})
+        return envelope.model_copy(update={"sig": self._signature(envelope, task)})
 
-    def encode(self, envelope: Envelope) -> str:
-        """Compact JSON, signed when a key is set, within the cap the decoder enforces: past it,
-        the labels (the only free text) are dropped first, and an envelope still too large is
-        refused with ``ValueError`` rather than sent to be ignored."""
-        raw = self.sign(envelope).model_dump_json(exclude_none=True)
+    def encode(self, envelope: Envelope, task: TaskBinding | None = None) -> str:
+        """Compact JSON, signed (for ``task``, the one whose message carries it) when a key is set,
+        within the cap the decoder enforces: past it, the labels (the only free text) are dropped
+        first, and an envelope still too large is refused with ``ValueError`` rather than sent to be
+        ignored."""
+        raw = self.sign(envelope, task).model_dump_json(exclude_none=True)
         if len(raw.encode("utf-8")) <= self.max_bytes:
             return raw
-        raw = self.sign(envelope.model_copy(update={"label": None, "run_name": None})).model_dump_json(
+        raw = self.sign(envelope.model_copy(update={"label": None, "run_name": None}), task).model_dump_json(
             exclude_none=True)
         if len(raw.encode("utf-8")) > self.max_bytes:
             raise ValueError(f"envelope of {len(raw)} bytes is over CRUX_ENVELOPE_MAX_BYTES ({self.max_bytes})")
         return raw
 
-    def decode(self, raw: Any) -> Envelope | None:
-        """The envelope in ``raw`` (a JSON string or a dict), or ``None``. Never raises."""
+    def decode(self, raw: Any, task: TaskBinding | None = None) -> Envelope | None:
+        """The envelope in ``raw`` (a JSON string or a dict), or ``None``. Never raises. ``task``:
+        the task whose message carried it (a signed envelope must have been signed for it)."""
         if raw is None:
             return None
         try:
-            return self._decode(raw)
+            return self._decode(raw, task)
         except _Rejected as why:
             log.warning("cruxcelery: ignoring %s envelope (%s); the task runs as a new root run",
                         why.kind, why.detail)
@@ -103,7 +123,7 @@ class EnvelopeCodec:
                         type(exc).__name__)
         return None
 
-    def _decode(self, raw: Any) -> Envelope:
+    def _decode(self, raw: Any, task: TaskBinding | None) -> Envelope:
         if isinstance(raw, bytes | bytearray):
             raw = bytes(raw).decode("utf-8", "replace")
         if isinstance(raw, str):
@@ -126,7 +146,7 @@ class EnvelopeCodec:
         if self._key is not None:
             if envelope.sig is None:
                 raise _Rejected("unsigned", "CRUX_SIGNING_KEY is set")
-            if not hmac.compare_digest(envelope.sig, self._signature(envelope)):
+            if not hmac.compare_digest(envelope.sig, self._signature(envelope, task)):
                 raise _Rejected("forged", "bad signature")
         return envelope
 

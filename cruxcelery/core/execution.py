@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cruxcelery.core import boundaries
 from cruxcelery.core.context import ActiveContext, current
-from cruxcelery.core.envelope import HEADER, Envelope
+from cruxcelery.core.envelope import HEADER, Envelope, TaskBinding
 from cruxcelery.core.outcomes import Outcome, classify
 from cruxcelery.telemetry import otel
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
@@ -25,13 +25,14 @@ _RUN_STATUS = {"ok": "ok", "skipped": "ok", "error": "error", "cancelled": "canc
                "suspended": "suspended", "blocked": "blocked"}
 
 
-def read_envelope(runtime: Runtime, request: Any) -> Envelope | None:
-    """The envelope of a task request: ``request.headers["crux"]``, else ``request.crux``."""
+def read_envelope(runtime: Runtime, request: Any, task_id: Any, task_name: str) -> Envelope | None:
+    """The envelope of a task request: ``request.headers["crux"]``, else ``request.crux`` (signed,
+    when signing is on, for task ``task_id`` named ``task_name``)."""
     headers = getattr(request, "headers", None)
     raw = headers.get(HEADER) if isinstance(headers, dict) else None
     if raw is None:
         raw = getattr(request, HEADER, None)
-    return runtime.codec.decode(raw)
+    return runtime.codec.decode(raw, TaskBinding.of(task_id, task_name))
 
 
 @dataclass
@@ -51,9 +52,9 @@ def open_execution(
     attributes: dict[str, Any], deadline_at: float | None = None,
 ) -> ActionExecution:
     task_name = str(task.name)
-    envelope = read_envelope(runtime, request)
-    outer = current()
     task_id = getattr(request, "id", None)
+    envelope = read_envelope(runtime, request, task_id, task_name)
+    outer = current()
     attempt = int(getattr(request, "retries", 0) or 0) + 1
     span_fields: dict[str, Any] = {"attributes": attributes, "deadline_at": deadline_at}
     if envelope is None and outer is not None:

@@ -25,7 +25,7 @@ from cruxcelery.core import boundaries, execution, registry
 from cruxcelery.core.actions import CruxTask
 from cruxcelery.core.args import with_ids
 from cruxcelery.core.context import ActiveContext, current, enter
-from cruxcelery.core.envelope import HEADER
+from cruxcelery.core.envelope import HEADER, TaskBinding
 from cruxcelery.core.extensions import Execution, Worker
 from cruxcelery.core.outcomes import Outcome, classify, decided_by_worker, interrupted
 from cruxcelery.core.publishing import is_quiet, pending_envelope
@@ -82,7 +82,7 @@ def on_publish(sender: Any = None, headers: dict[str, Any] | None = None, **_: A
         return
     envelope = _outgoing_envelope(ctx, headers)
     if envelope is not None:
-        headers[HEADER] = runtime.codec.encode(envelope)
+        headers[HEADER] = runtime.codec.encode(envelope, TaskBinding.of(headers.get("id"), headers.get("task")))
         _show_ids(headers, envelope)
 
 
@@ -148,12 +148,13 @@ def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
     if runtime is None or request is None:
         return
     headers = getattr(request, "request_dict", None) or {}
-    envelope = runtime.codec.decode(headers.get(HEADER))
+    name = str(headers.get("task") or getattr(task, "name", None) or request.name)  # request.name may be a shadow
+    envelope = runtime.codec.decode(headers.get(HEADER), TaskBinding.of(request.id, name))
     if envelope is None and HEADER in headers and isinstance(headers, dict):
         # checked here, before Celery hands the request to the pool: a hostile header (deep, huge,
-        # forged) never reaches the pickling of the request, nor the task (it runs as a new root run)
+        # forged, signed for another task) never reaches the pickling of the request, nor the task
+        # (it runs as a new root run)
         del headers[HEADER]
-    name = str(headers.get("task") or getattr(task, "name", None) or request.name)  # request.name may be a shadow
     runtime.extensions.received(Execution(task, request.id, name, request, envelope))
     # kept without the request: the main process may have to close it (see on_failure, on_revoked)
     _received.add(str(request.id), _Received(runtime, Execution(task, request.id, name, None, envelope)))
@@ -190,8 +191,8 @@ def _close_decided(task_id: str, outcome: Outcome, task: Any, request: Any) -> N
         if found is None or request is None:
             return
         runtime = found
-        decided = Execution(task, task_id, str(getattr(task, "name", "")), request,
-                            execution.read_envelope(runtime, request))
+        name = str(getattr(task, "name", ""))
+        decided = Execution(task, task_id, name, request, execution.read_envelope(runtime, request, task_id, name))
     envelope = decided.envelope
     if outcome.terminal and envelope is not None and envelope.kind == "continuation":
         segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))
@@ -228,7 +229,7 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
     if runtime is None:
         return
     request = task.request
-    envelope = execution.read_envelope(runtime, request)
+    envelope = execution.read_envelope(runtime, request, task_id, str(task.name))
     opened = _Open(runtime, Execution(task, task_id, str(task.name), request, envelope), None)
     _open.by_task[task_id] = opened
     if not isinstance(task, CruxTask) and envelope is not None and envelope.kind == "continuation":

@@ -15,7 +15,7 @@ from celery import Task
 from celery.result import AsyncResult
 
 from cruxcelery.core import context
-from cruxcelery.core.envelope import Envelope
+from cruxcelery.core.envelope import Envelope, TaskBinding
 from cruxcelery.core.publishing import message, publish, send_now
 from cruxcelery.errors import CruxError, NotInAction
 
@@ -72,6 +72,6 @@ def send_deferred(ctx: context.ActiveContext, task: Task[Any, Any] | str, args: 
     rest = dict(options)
     delay_s = float(rest.pop("countdown"))
     task_id = str(rest.pop("task_id", None) or uuid.uuid4())
-    deferred.publish_later(name, positional, keywords, rest, runtime.codec.encode(envelope),
-                                   int((time.time() + delay_s) * 1000), task_id)
+    encoded = runtime.codec.encode(envelope, TaskBinding.of(task_id, name))  # signed for the task it will be
+    deferred.publish_later(name, positional, keywords, rest, encoded, int((time.time() + delay_s) * 1000), task_id)
     return AsyncResult(task_id, app=runtime.app)

@@ -5,7 +5,8 @@ What a retry writes, in order, and what a crash between the writes leaves:
 
 1. the snapshot, ``failed`` -> ``pending`` (a version-checked ``SAVE``: a concurrent retry, cancel
    or delete wins or loses cleanly), its error and output cleared; completed steps, delivered
-   signals and rejected signals stay. A crash here leaves a ``pending`` flow whose keys still
+   signals and rejected signals stay; the task ids recorded for durable children go (a new
+   attempt publishes a new child). A crash here leaves a ``pending`` flow whose keys still
    expire after ``CRUX_FLOW_RETENTION_S`` (a retry of it is refused: it is no longer failed).
 2. the flow's keys no longer expire (``PERSIST``), and its durable children's old outcomes are
    dropped (a failed child's outcome would otherwise be read again by the step's new attempt).
@@ -61,7 +62,7 @@ def retry(flows: FlowRuntime, flow_id: str) -> FlowSummary:
         if current.status != "failed":
             raise FlowNotRetryable(flow_id, current.status)
         again = current.model_copy(update={"status": "pending", "error": None, "output": None,
-                                           "waiting": None, "suspended_at": None})
+                                           "waiting": None, "suspended_at": None, "child_tasks": {}})
         try:
             saved = store.snapshots.save(again, current.version, "failed")
             break

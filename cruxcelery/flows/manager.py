@@ -251,7 +251,17 @@ class FlowRuntime:
     # -- durable children ------------------------------------------------------------------------
     def report_child(self, flow_id: str, step_key: str, task_id: str | None, outcome: Outcome) -> None:
         """A durable step's child ended for good: store its outcome (lossless JSON) once, first
-        writer wins, and resume the flow."""
+        writer wins, and resume the flow. Only the task the flow recorded as that step attempt's
+        child reports: any other task whose envelope names the step is ignored with a warning.
+        A flow waiting on the step is resumed even when an earlier run of the same child stored
+        the outcome first (after a crash before ``waiting`` was saved, the re-run step published
+        the child again and waits on it)."""
+        snap = self.store.snapshots.load(flow_id)
+        recorded = snap.child_task_of(step_key) if snap is not None else None
+        if task_id is None or recorded != task_id:
+            log.warning("cruxcelery: ignoring the outcome of task %s for step %r of flow %s: it is not the "
+                        "child it recorded (%s)", task_id, step_key, flow_id, recorded or "none")
+            return
         output, error = None, outcome.error if outcome.failed else None
         if error is None:
             try:
@@ -260,7 +270,8 @@ class FlowRuntime:
                 error = exc
         record = {"ok": error is None, "output": output, "taskId": task_id,
                   "error": evidence.summary(error) if error is not None else None}
-        if self.store.children.put(flow_id, step_key, record):
+        waited = snap is not None and snap.waiting is not None and snap.waiting.child_key == step_key
+        if self.store.children.put(flow_id, step_key, record) or waited:
             self.resume(flow_id, "child")
 
     # -- workers ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import inspect
 import logging
 import time
 import types
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -132,6 +133,13 @@ class FlowScope(Generic[A]):
             if later:
                 opts["countdown"] = delay
             key = child_key(label, attempt, fallback)
+            # the child's id is recorded before it is published (only that task reports into the
+            # step); a re-run of the attempt (a crash before ``waiting`` was saved) publishes the
+            # same task again
+            task_id = run.snap.child_tasks.get(key) or str(opts.get("task_id") or uuid.uuid4())
+            opts["task_id"] = task_id
+            if run.snap.child_tasks.get(key) != task_id:
+                run.save(child_tasks={**run.snap.child_tasks, key: task_id})
             deferred = later and delay > scheduling.hop_s(run.ctx.runtime) and run.ctx.runtime.deferred is not None
             result = interruptible(lambda: publish(
                 replace(run.ctx, span=span, parent=span.ref), child_label, task, child_args, opts,
@@ -165,8 +173,10 @@ class FlowScope(Generic[A]):
         steps = dict(run.snap.completed_steps)
         steps[label] = StepRecord(output=output, duration_ms=round((time.time() - started) * 1000, 3),
                                   attempts=attempts)
+        step_id = step_id_for(label)
+        children = {key: task for key, task in run.snap.child_tasks.items() if key.rsplit(".", 1)[0] != step_id}
         run.save(completed_steps=steps, step_order=[*run.snap.step_order, label], status="running",
-                 waiting=None, suspended_at=None)
+                 waiting=None, suspended_at=None, child_tasks=children)
         self.results[label] = output
         return output
 

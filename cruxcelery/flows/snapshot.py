@@ -89,6 +89,9 @@ class FlowSnapshot(_Model):
     cancel_reason: str | None = None
     suspended_at: str | None = None
     waiting: Waiting | None = None
+    # the task id of each durable step attempt's child (``Waiting.child_key`` -> task id), recorded
+    # before it is published: only that task reports the attempt's outcome; dropped when the step completes
+    child_tasks: dict[str, str] = Field(default_factory=dict)
     completed_steps: dict[str, StepRecord] = Field(default_factory=dict)
     step_order: list[str] = Field(default_factory=list)
     delivered_signals: dict[str, Any] = Field(default_factory=dict)
@@ -102,6 +105,14 @@ class FlowSnapshot(_Model):
     created_at: EpochMs = Field(default_factory=now_ms)
     updated_at: EpochMs = Field(default_factory=now_ms)
     segments: int = Field(default=0, ge=0)
+
+    def child_task_of(self, step_key: str) -> str | None:
+        """The task id recorded for the child of durable step attempt ``step_key``, if any."""
+        recorded = self.child_tasks.get(step_key)
+        waiting = self.waiting
+        if recorded is None and waiting is not None and waiting.kind == "child" and waiting.child_key == step_key:
+            recorded = waiting.child_task_id  # a snapshot written before ``child_tasks`` existed
+        return recorded
 
     @property
     def is_terminal(self) -> bool:
@@ -165,6 +176,6 @@ class FlowSnapshot(_Model):
 _NONE_BY_DEFAULT = ("output", "error", "cancel_reason", "suspended_at", "waiting", "parent_flow_id",
                     "idempotency_key")
 _WAITING_NONE_BY_DEFAULT = ("schema_", "timeout_at", "every_s", "child_task_id")
-_EMPTY_BY_DEFAULT = ("input", "completed_steps", "step_order", "delivered_signals", "rejected_signals",
+_EMPTY_BY_DEFAULT = ("input", "child_tasks", "completed_steps", "step_order", "delivered_signals", "rejected_signals",
                      "signals", "trace_context")
 _STORED: dict[str, Any] = {"stored": True}  # the validation context of ``from_json``

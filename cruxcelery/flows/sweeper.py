@@ -28,6 +28,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from cruxcelery.core.envelope import TaskBinding
 from cruxcelery.core.publishing import outgoing
 from cruxcelery.flows import clock
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
@@ -124,7 +125,7 @@ class Sweeper:
     def _republish(self, task_id: str, message: dict[str, Any]) -> None:
         crux = self._flows.crux
         raw = message.get("envelope")
-        envelope = crux.codec.decode(raw) if raw else None
+        envelope = crux.codec.decode(raw, TaskBinding.of(task_id, message["name"])) if raw else None
         options: dict[str, Any] = {"task_id": task_id}
         if message.get("routing_key"):
             options["routing_key"] = message["routing_key"]

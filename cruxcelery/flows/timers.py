@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from cruxcelery.core import args as action_args
 from cruxcelery.core import scheduling
 from cruxcelery.core.actions import CruxTask, flower_options
+from cruxcelery.core.envelope import TaskBinding
 from cruxcelery.core.publishing import outgoing, quiet
 from cruxcelery.flows.snapshot import FlowSnapshot
 from cruxcelery.flows.store.timers import Timer
@@ -137,7 +138,8 @@ class Timers:
         payload = store.deferred.get(deferred_id)
         if payload is None:
             return False  # published already
-        envelope = crux.codec.decode(payload["envelope"]) if payload.get("envelope") else None
+        bound = TaskBinding.of(payload["task_id"], payload["name"])
+        envelope = crux.codec.decode(payload["envelope"], bound) if payload.get("envelope") else None
         options = _flower_options(crux.app, payload)
         with outgoing(envelope):
             crux.app.send_task(payload["name"], args=payload["args"], kwargs=payload["kwargs"],
