@@ -53,6 +53,7 @@ from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.chunking import MAX_RECORDS_PER_REQUEST, EncodedRecord
 from cruxcelery.telemetry.http.retry import Deadline
 from cruxcelery.telemetry.http.transport import SendReport, merge_reports
+from cruxcelery.telemetry.sendqueue import DeliveryCounts
 from cruxcelery.telemetry.spool import group as spoolgroup
 from cruxcelery.telemetry.spool.group import DEFAULT_GROUP, Entry
 from cruxcelery.telemetry.spool.stream import decode_entry
@@ -64,20 +65,17 @@ STANDBY_CHECK_S = 2.0
 
 
 @dataclass(slots=True)
-class ForwardStats:
-    """Cumulative counters of one forwarder (since it was made, or its process forked)."""
+class ForwardStats(DeliveryCounts):
+    """Cumulative counters of one forwarder (since it was made, or its process forked): what its
+    sends achieved (``DeliveryCounts``) and what it did with the stream."""
 
     passes: int = 0
     entries_read: int = 0
     entries_claimed: int = 0
     entries_acked: int = 0
-    delivered: int = 0
-    rejected: int = 0
-    oversized: int = 0
     malformed: int = 0  # entries that are not spool entries (acknowledged, skipped)
     lost_pending: int = 0  # trimmed while pending
     trimmed_unread: int = 0  # trimmed before the group read them (seen by this forwarder)
-    retries: int = 0
     redis_errors: int = 0
     last_error: str | None = None
     pending_records: int = 0
@@ -319,10 +317,7 @@ class Forwarder:
         if not report.requests:
             self.breaker.release_probe()
         stats = self.stats
-        stats.delivered += report.delivered
-        stats.rejected += report.rejected
-        stats.oversized += report.oversized
-        stats.retries += report.retries
+        stats.add(report)
         stats.malformed += malformed
         if report.last_error is not None:
             stats.last_error = report.last_error
