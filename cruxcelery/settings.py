@@ -2,7 +2,7 @@
 
 | variable | field | default | meaning |
 | --- | --- | --- | --- |
-| CRUX_REDIS_URL | redis_url | the app's broker URL if it is Redis; required otherwise (flows refuse to guess) | where flow snapshots, signals, leases and timers live |
+| CRUX_REDIS_URL | redis_url | the app's broker URL if it is Redis; required otherwise (flows refuse to guess) | where flow snapshots, signals, leases and timers live: ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://host:26379[,host:port]/service[/db]`` or ``redis+cluster://host:port[,host:port]`` (docs/flows.md, "Redis topologies") |
 | CRUX_REDIS_TIMEOUT_S | redis_timeout_s | ``5.0`` | socket timeout of the flow store's Redis calls: a call while Redis is down raises ``StoreUnavailable`` within it |
 | CRUX_KEY_PREFIX | key_prefix | ``crux`` | prefix of every Redis key cruxcelery writes |
 | CRUX_DEVTOOLS_URL | devtools_url | unset | devtools base URL; records are POSTed to ``{url}/api/observability/records`` |
@@ -41,11 +41,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from cruxcelery.errors import ConfigurationError
+from cruxcelery.telemetry.redis_urls import check_redis_url
 
 _ENV_PREFIX = "CRUX_"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class CruxSettings(BaseModel):
@@ -90,14 +90,12 @@ class CruxSettings(BaseModel):
             return "on" if lowered in _TRUE else "off" if lowered in _FALSE else lowered
         return value
 
-    @field_validator("telemetry_redis_url")
+    @field_validator("redis_url", "telemetry_redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if not value.startswith(_REDIS_SCHEMES):
-            raise ValueError("CRUX_TELEMETRY_REDIS_URL must be a redis://, rediss:// or unix:// URL")
-        return value.strip()
+        return check_redis_url(value.strip())
 
     @field_validator("redact_patterns", mode="before")
     @classmethod

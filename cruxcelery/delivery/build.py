@@ -20,10 +20,10 @@ from cruxcelery.settings import CruxSettings
 from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.exporter import HttpExporter
 from cruxcelery.telemetry.http.transport import HttpTransport
+from cruxcelery.telemetry.redis_urls import SERVER_SCHEMES
 from cruxcelery.telemetry.spool.forwarder import Forwarder
 from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client, standby_key
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 FORWARDER_SOCKET_TIMEOUT_S = 5.0
 SHUTDOWN_DRAIN_S = 5.0
 """At most this long, a worker process shutting down delivers what is left in the spool (the rest
@@ -45,7 +45,7 @@ def telemetry_redis_url(settings: CruxSettings, broker_url: str | None) -> str |
     if settings.redis_url:
         return settings.redis_url
     broker = str(broker_url or "")
-    return broker if broker.startswith(_REDIS_SCHEMES) else None
+    return broker if broker.startswith(SERVER_SCHEMES) else None
 
 
 def spool_url(settings: CruxSettings, broker_url: str | None) -> str | None:

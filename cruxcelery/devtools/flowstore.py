@@ -14,6 +14,8 @@ from typing import Any
 
 import redis
 
+from cruxcelery.telemetry.redis_urls import redis_client
+
 __all__ = ["RedisFlowSnapshots"]
 
 _FLOW_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -22,7 +24,7 @@ _FLOW_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 class RedisFlowSnapshots:
     def __init__(self, url: str, prefix: str = "crux", timeout_s: float = 1.0) -> None:
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.client = redis_client(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
     def keys(self, flow_id: str) -> list[str]:
         return [f"{self.prefix}:flow:{flow_id}", f"{self.prefix}:{{{flow_id}}}:flow"]

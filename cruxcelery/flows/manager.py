@@ -8,7 +8,6 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import redis
 from pydantic import BaseModel, ValidationError
 
 from cruxcelery.core.outcomes import Outcome
@@ -24,12 +23,12 @@ from cruxcelery.flows.store.keys import FlowKeys, validate_flow_id, validate_flo
 from cruxcelery.flows.sweeper import Sweeper
 from cruxcelery.flows.timers import WAKE_TASK, Timers
 from cruxcelery.telemetry import evidence, otel
+from cruxcelery.telemetry.redis_urls import SERVER_SCHEMES, redis_client
 
 if TYPE_CHECKING:
     from cruxcelery.core.runtime import Runtime
 
 log = logging.getLogger("cruxcelery.flows")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _MAX_AGE_S = 1e12  # older_than_s: seconds (beyond it, epoch milliseconds overflow)
 _FIRST_TASK = uuid.UUID("6f0c1c5e-8a57-4b1e-9a0e-63727578666c")
 
@@ -56,7 +55,7 @@ class FlowRuntime:
         if self.crux.settings.redis_url:
             return self.crux.settings.redis_url
         broker = str(self.crux.app.conf.broker_url or "")
-        if broker.startswith(_REDIS_SCHEMES):
+        if broker.startswith(SERVER_SCHEMES):
             return broker
         raise ConfigurationError(
             f"flows need Redis: the broker ({broker.split('://')[0] or 'unset'}) is not Redis and "
@@ -70,8 +69,8 @@ class FlowRuntime:
             with self._lock:
                 if self._store is None:
                     timeout = self.crux.settings.redis_timeout_s
-                    client = redis.Redis.from_url(self.redis_url(), socket_timeout=timeout,
-                                                  socket_connect_timeout=timeout, health_check_interval=30)
+                    client = redis_client(self.redis_url(), socket_timeout=timeout,
+                                          socket_connect_timeout=timeout, health_check_interval=30)
                     self._store = RedisFlowStore(client, FlowKeys(self.crux.settings.key_prefix))
         return self._store
 

@@ -4,66 +4,25 @@ tag) and global structures are updated in separate calls, so nothing raises CROS
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from cruxcelery.flows.snapshot import FlowSnapshot, Waiting
 from cruxcelery.flows.store.flow_store import RedisFlowStore
 from cruxcelery.flows.store.keys import FlowKeys
 from cruxcelery.flows.store.timers import Timer
-from tests.redis_server import spare_port
+from tests.redis_topologies import redis_cluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.fail("redis-server and redis-cli are required (.ci/run installs them)")
-    root = Path(tmp_path_factory.mktemp("cluster"))
-    ports = [spare_port() for _ in range(3)]
-    processes = []
-    for port in ports:
-        node = root / str(port)
-        node.mkdir()
-        processes.append(subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node), "--save", "",
-             "--appendonly", "no", "--logfile", str(node / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-    try:
-        for port in ports:
-            _wait_ping(port)
-        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
+    with redis_cluster(Path(tmp_path_factory.mktemp("cluster"))) as ports:
         client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in ports])
-        deadline = time.monotonic() + 20
-        while client.cluster_info().get("cluster_state") != "ok":
-            assert time.monotonic() < deadline, "the cluster never became ok"
-            time.sleep(0.1)
         yield client
         client.close()
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_ping(port: int) -> None:
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.ConnectionError:
-            assert time.monotonic() < deadline, f"node {port} did not start"
-            time.sleep(0.05)
 
 
 def test_a_flows_whole_life_runs_on_redis_cluster(cluster: RedisCluster) -> None:

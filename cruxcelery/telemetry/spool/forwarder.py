@@ -53,6 +53,7 @@ from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.chunking import MAX_RECORDS_PER_REQUEST, EncodedRecord
 from cruxcelery.telemetry.http.retry import Deadline
 from cruxcelery.telemetry.http.transport import SendReport, merge_reports
+from cruxcelery.telemetry.redis_urls import socket_timeout_of
 from cruxcelery.telemetry.sendqueue import DeliveryCounts
 from cruxcelery.telemetry.spool import group as spoolgroup
 from cruxcelery.telemetry.spool.group import DEFAULT_GROUP, Entry
@@ -231,8 +232,8 @@ class Forwarder:
         """Wait (at most ``block_s``, within the client's socket timeout) for an entry after the last
         one seen, with ``XREAD BLOCK``: an idle forwarder costs Redis nothing. Returns how long to
         sleep then: ``linger_s`` if one came (a few more may arrive: fewer requests)."""
-        timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-        block = self.block_s if not isinstance(timeout, int | float) else min(self.block_s, timeout * 0.8)
+        timeout = socket_timeout_of(self.client)
+        block = self.block_s if timeout is None else min(self.block_s, timeout * 0.8)
         try:
             call = cast(Any, self.client).execute_command
             reply = call("XREAD", "COUNT", 1, "BLOCK", max(1, int(block * 1000)), "STREAMS", self.key, self._last_id)

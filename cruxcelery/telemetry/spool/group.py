@@ -13,7 +13,8 @@ Commands (all on the stream ``key``; the group defaults to ``crux-forwarders``):
 **Trimmed-unread count.** Stream entries are never deleted (no ``XDEL``), only trimmed from the old
 end, so the logical number of the first entry still present is ``entries-added - length + 1``
 (``XINFO STREAM``, Redis >= 7.0). The read script keeps the group's position (the logical number of
-the last entry delivered to the group) in the hash ``{key}:cursor``, field ``pos:{group}``. Before
+the last entry delivered to the group) in the hash ``cursor_key(key)`` (``{key}:cursor``: the
+stream's slot in a Redis Cluster), field ``pos:{group}``. Before
 each read: if ``pos`` is below ``entries-added - length``, the entries in between were trimmed
 before anyone in the group read them: that many are added to field ``trimmed:{group}``, and ``pos``
 jumps. After the read, ``pos`` grows by the number of entries delivered (new entries are delivered
@@ -73,7 +74,15 @@ class SpoolStats:
 
 
 def cursor_key(key: str) -> str:
-    return f"{key}:cursor"
+    """The cursor hash lives in the stream's Redis Cluster slot: its hash tag is the stream's key
+    (or the stream key's own hash tag), so the read script touches one slot."""
+    return f"{key}:cursor" if _hash_tag(key) else f"{{{key}}}:cursor"
+
+
+def _hash_tag(key: str) -> str | None:
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1:end] if start != -1 and end > start + 1 else None
 
 
 _READ_NEW = """

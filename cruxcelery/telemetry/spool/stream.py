@@ -41,6 +41,7 @@ from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.chunking import EncodedRecord, encode_record
 from cruxcelery.telemetry.http.retry import Deadline
 from cruxcelery.telemetry.http.transport import SendReport
+from cruxcelery.telemetry.redis_urls import is_cluster, redis_client, socket_timeout_of
 
 __all__ = [
     "DEFAULT_MAX_ENTRIES",
@@ -72,7 +73,7 @@ def standby_key(stream_key: str) -> str:
 def spool_client(url: str, *, socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S) -> redis.Redis:
     """A redis-py client for the spool: short connect and read timeouts, no retries, bytes replies.
     A flush against a dead Redis then costs at most ``socket_timeout_s``."""
-    return redis.Redis.from_url(
+    return redis_client(
         url,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
@@ -149,8 +150,8 @@ class StreamWriter:
 
     def wait_s(self) -> float:
         """How long a write may take: the client's socket timeout."""
-        timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
-        return float(timeout) if isinstance(timeout, int | float) and timeout > 0 else DEFAULT_SOCKET_TIMEOUT_S
+        timeout = socket_timeout_of(self.client)
+        return DEFAULT_SOCKET_TIMEOUT_S if timeout is None else timeout
 
     def send_encoded(self, records: list[EncodedRecord], deadline: Deadline, stop: threading.Event | None = None,
                      breaker: CircuitBreaker | None = None) -> SendReport:
@@ -179,7 +180,8 @@ class StreamWriter:
         """XADD the records as one entry (a backlog: several, pipelined). Returns the entries."""
         data = [record.data for record in records]
         body, lengths = build_entry(data)
-        if len(data) <= ENTRY_MAX_RECORDS and len(body) - len(data) - 1 <= ENTRY_MAX_BYTES:  # the records' bytes
+        fits = len(data) <= ENTRY_MAX_RECORDS and len(body) - len(data) - 1 <= ENTRY_MAX_BYTES  # the records' bytes
+        if fits and not is_cluster(self.client):  # one connection of its own, outside the pool
             conn = self._conn
             if conn is None:
                 conn = self._conn = self.client.connection_pool.make_connection()
