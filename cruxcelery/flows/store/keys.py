@@ -96,6 +96,12 @@ def child_key(label: str, attempt: int, fallback: bool = False) -> str:
     return f"{step_id_for(label)}.{'fallback' if fallback else max(attempt, 1)}"
 
 
+def wait_occurrence(name: str, occurrence: int) -> str:
+    """The field of the delivered hash a wait occurrence takes its signal under: ``name#n`` (the
+    n-th wait on ``name`` in the handler, from 0)."""
+    return f"{name}#{occurrence}"
+
+
 def create_flow_id() -> str:
     """A new random flow id: ``flow_`` and 24 hex digits."""
     return "flow_" + secrets.token_hex(12)
