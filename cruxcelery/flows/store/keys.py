@@ -24,6 +24,7 @@ one flow touches one slot. Global structures (indexes, timers, idempotency keys)
 | ``name_index(name)`` | ``{p}:flows:name:{name}`` | sorted set, same |
 | ``all_index()`` | ``{p}:flows:all`` | sorted set, same |
 | ``leases()`` | ``{p}:flows:leases`` | sorted set: flow id -> when its execution lease lapses (ms) |
+| ``retired()`` | ``{p}:flows:retired`` | sorted set: JSON ``[id, name, status]`` -> when its keys expire (ms) |
 | ``idempotency(name, key)`` | ``{p}:idem:{name}:{key}`` | string: the flow id the key maps to |
 | ``timers()`` | ``{p}:timers`` | sorted set, member timer JSON, score due epoch ms |
 | ``timers_armed()`` | ``{p}:timers:armed`` | string: due ms of the earliest wake-up message in flight |
@@ -160,6 +161,9 @@ class FlowKeys:
 
     def leases(self) -> str:
         return f"{self.prefix}:flows:leases"
+
+    def retired(self) -> str:
+        return f"{self.prefix}:flows:retired"
 
     def idempotency(self, name: str, key: str) -> str:
         flow_name, idem = validate_flow_name(name), validate_idempotency_key(key)
