@@ -244,14 +244,16 @@ def error_info(exc: BaseException) -> ErrorInfo:
 
 def _finish(run: FlowRun, **changes: Any) -> FlowSnapshot | None:
     """The terminal write, version-checked: returns the flow as it ended, this write's snapshot
-    or, when the flow was cancelled from outside meanwhile, the stored cancellation (which stays).
-    Returns ``None`` when another execution wrote the flow since this one read it, or it was
-    deleted: the flow did not end here, so nothing may be recorded as if it had."""
+    or, when the flow was cancelled (or deleted) from outside meanwhile, that cancellation (which
+    stays). Returns ``None`` when another execution wrote the flow since this one read it: the
+    flow is live there, so nothing may be recorded as if it had ended."""
     try:
         return run.save(waiting=None, **changes)
-    except FlowCancelled:
+    except FlowCancelled as cancelled:
         stored = run.store.snapshots.load(run.flow_id)
-        if stored is None or not stored.is_terminal:
+        if stored is None:  # deleted
+            stored = run.snap.model_copy(update={"status": "cancelled", "cancel_reason": cancelled.reason})
+        elif not stored.is_terminal:
             return None
         run.snap = stored  # retired and its parent resumed as any finished flow
         return stored
@@ -262,7 +264,7 @@ def _finish(run: FlowRun, **changes: Any) -> FlowSnapshot | None:
 def _stand_down(run: FlowRun, span: CruxSpan) -> str:
     """A terminal write lost to another execution: the flow is live there. This one stops quietly:
     no retire, no parent resume, no ``run:end``."""
-    log.warning("cruxcelery: flow %s was written elsewhere (another execution, or deleted) before this "
-                "execution could finish it; this execution stops", run.flow_id)
+    log.warning("cruxcelery: flow %s was written by another execution before this one could finish it; "
+                "this execution stops", run.flow_id)
     span.end("cancelled")
     return "lease_lost"
