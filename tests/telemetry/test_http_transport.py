@@ -191,7 +191,7 @@ def encoded(records: list[dict[str, object]]) -> list[EncodedRecord]:
 def test_a_body_refused_400_for_one_unreadable_record_delivers_the_others(receiver: Receiver) -> None:
     records = sample_records(10)
     unreadable = EncodedRecord("", b'{"recordId":"rec_bad",')
-    batch = encoded(records[:6]) + [unreadable] + encoded(records[6:])
+    batch = [*encoded(records[:6]), unreadable, *encoded(records[6:])]
     report = HttpTransport(receiver.url).send_encoded(batch, Deadline(3.0))
     assert (report.delivered, report.rejected, report.pending) == (10, 1, [])
     assert sorted(receiver.record_ids()) == sorted(ids(records))

@@ -192,9 +192,8 @@ class Forwarder:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if result.skipped:  # devtools down: wait for the next probe
-                if self._batch.stopping.wait(min(left, self._probe_wait())):
-                    return False
+            if result.skipped and self._batch.stopping.wait(min(left, self._probe_wait())):
+                return False  # devtools down: waited for the next probe, and was stopped
 
     def run_once(self, budget_s: float | None = None) -> PassResult:
         """One pass: read, send, acknowledge. Never raises."""
