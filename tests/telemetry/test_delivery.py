@@ -305,14 +305,18 @@ def test_forked_child_delivers_its_own_records_and_the_parent_keeps_its_queue(
 
 
 def test_records_refused_for_a_wrong_token_stay_queued_and_arrive_once_the_token_is_right(
-    make_exporter: MakeExporter,
+    make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture
 ) -> None:
     with Receiver(token="another") as receiver:
         exporter = make_exporter(receiver.url, "the-apps-token", breaker=CircuitBreaker(probe_base_s=0.05))
         records = sample_records(5)
-        exporter.export(records)
-        result = exporter.flush(2.0)
-        assert result.status == "failed" and result.rejected == 0 and result.remaining == 5
+        with caplog.at_level(logging.WARNING, logger="cruxcelery.telemetry"):
+            exporter.export(records)
+            result = exporter.flush(2.0)
+            eventually(lambda: exporter.source_health()["retries"] >= 2)  # probes keep being refused
+        assert result.status == "failed" and result.rejected == 0 and exporter.source_health()["queued"] == 5
+        about_delivery = [r.getMessage() for r in caplog.records if "flush gave up" not in r.getMessage()]
+        assert len(about_delivery) == 1 and receiver.url in about_delivery[0]  # once a minute at most
         receiver.token = "the-apps-token"  # devtools restarted with the token the app sends
         eventually(lambda: receiver.record_ids() == ids(records))
         assert exporter.flush(2.0).status == "drained"
