@@ -20,8 +20,8 @@ Retries follow ``retry.RetryPolicy`` until the deadline given to ``send``; no re
 exceeds the time left. With a ``breaker.CircuitBreaker``, every answered request closes it, every
 server-level failure (unreachable, timeout, retryable status) opens it, and a send stops at the first
 such failure instead of retrying: the breaker then decides when to probe again. A configuration
-error counts as such a failure (the breaker's growing probe interval is the retry's backoff). What could not be
-delivered in time comes back in ``SendReport.pending``.
+error counts as such a failure (the breaker's growing probe interval is the retry's backoff). What
+could not be delivered in time comes back in ``SendReport.pending``.
 ``send`` and ``send_encoded`` never raise. Requests go over keep-alive ``http.client`` connections
 (``connections.ConnectionPool``); a forked child makes its own (the parent's are left alone).
 """
@@ -266,7 +266,7 @@ class HttpTransport:
             if outcome.misconfigured:
                 report.misconfigured = True
                 self._config_warnings.warn(
-                    "misconfigured", "%s: records kept pending, retried later (check CRUX_DEVTOOLS_URL and "
+                    "misconfigured", "%s: nothing dropped, delivery retried later (check CRUX_DEVTOOLS_URL and "
                     "CRUX_DEVTOOLS_TOKEN)", outcome.error)
             if breaker is not None:
                 if outcome.abort_round:

@@ -19,9 +19,9 @@ One pass (``run_once``):
 4. An entry whose records were all accepted or permanently rejected (or oversized) is acknowledged
    (``XACK``); so is an entry that is not a spool entry. What is dropped is counted (``ForwardStats``)
    and logged (at most one warning per kind every 30 s). An entry with records still to deliver
-   stays pending; the records already settled
-   are remembered (by entry id and index) so that retrying never sends them twice. An entry found
-   trimmed while pending is acknowledged and counted as lost.
+   stays pending; the records already settled are remembered (by entry id and index) so that
+   retrying never sends them twice. An entry found trimmed while pending is acknowledged and
+   counted as lost.
 5. The probe the open breaker allowed a pass is given back however the pass ends (nothing to send,
    Redis failing): a pass that failed on Redis is retried 0.5 s later, never in a tight loop.
 
@@ -361,7 +361,6 @@ class Forwarder:
             entries=len(entries), delivered=report.delivered, acked=acked,
             pending_records=len(report.pending), idle=False,
         )
-
 
     def _warn(self, report: SendReport, malformed: int) -> None:
         """What this pass dropped, at most one warning per kind every 30 s (a wrong URL or token is
