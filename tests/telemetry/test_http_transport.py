@@ -229,3 +229,11 @@ def test_a_configuration_error_is_logged_once_a_minute_with_the_url_never_the_to
     [warning] = [r.getMessage() for r in caplog.records if "401" in r.getMessage()]
     assert url in warning
     assert "s3cret-token-value" not in caplog.text
+
+
+def test_a_record_whose_text_rewrites_the_body_never_costs_its_neighbour(receiver: Receiver) -> None:
+    neighbour, smuggled = sample_records(2)
+    hostile = EncodedRecord("", b'1],"records":[' + encode_record(smuggled).data)  # the body stays JSON
+    report = HttpTransport(receiver.url).send_encoded([encode_record(neighbour), hostile], Deadline(3.0))
+    assert str(neighbour["recordId"]) in receiver.record_ids()
+    assert report.delivered == 2 and not report.pending

@@ -6,6 +6,8 @@
 
 - accepted -> delivered; rejected and not retryable -> rejected (dropped and counted);
   rejected and retryable -> only that record is retried; a 2xx without dispositions: all accepted;
+  dispositions for another number of records than were sent (a record's text rewrote the body):
+  as for a 400;
 - HTTP 408/409/425/429/5xx, connection errors and timeouts -> the whole chunk is retried, and the
   rest of that round waits for the next attempt;
 - HTTP 400 or 413 (devtools refuses a whole body for one record it cannot read, or one too large)
@@ -314,10 +316,14 @@ class HttpTransport:
 
 def _apply_dispositions(chunk: list[EncodedRecord], content: bytes, retry_after: float | None) -> _ChunkOutcome:
     """Sort a 2xx answer's records into delivered / rejected / to retry. Missing or unreadable
-    dispositions mean accepted."""
+    dispositions mean accepted. Dispositions for another number of records than were sent mean the
+    server read another body (a record's text closed the records array early): as for a 400."""
     outcome = _ChunkOutcome()
-    dispositions = _read_dispositions(content) if b'"rejected"' in content else []
-    if not dispositions:  # nothing rejected (the common case: no need to parse the answer)
+    dispositions = _read_dispositions(content) if b'"dispositions"' in content else None
+    if dispositions is not None and len(dispositions) != len(chunk):
+        error = f"{len(dispositions)} dispositions for {len(chunk)} records: the body was misread"
+        return _ChunkOutcome(split=True, error=error) if len(chunk) > 1 else _ChunkOutcome(rejected=1, error=error)
+    if not dispositions or b'"rejected"' not in content:  # nothing rejected (the common case)
         outcome.delivered = len(chunk)
         return outcome
     verdicts: dict[int, bool] = {}  # index -> retryable, for rejected records only
@@ -352,15 +358,16 @@ def _apply_dispositions(chunk: list[EncodedRecord], content: bytes, retry_after:
     return outcome
 
 
-def _read_dispositions(content: bytes) -> list[Any]:
+def _read_dispositions(content: bytes) -> list[Any] | None:
+    """The answer's ``dispositions`` list, or ``None`` when it has none (or is not JSON)."""
     if not content:
-        return []
+        return None
     try:
         payload = json.loads(content)
     except ValueError:
-        return []
+        return None
     dispositions = payload.get("dispositions") if isinstance(payload, dict) else None
-    return dispositions if isinstance(dispositions, list) else []
+    return dispositions if isinstance(dispositions, list) else None
 
 
 def _snippet(content: bytes, limit: int = 200) -> str:
