@@ -223,3 +223,19 @@ def run_parked_counted(scope: FlowScope[Plain], args: Plain, ctx: ActionContext)
     """Like ``parked_child``, with a child that counts its runs under the flow's id."""
     return scope.step("child", lambda: ctx.crux.run_action("counted child", counted, {"topic": scope.flow_id},
                                                            queue=args.label))
+
+
+@crux.app.task(name="t.plain_counted")
+def plain_counted(key: str) -> int:
+    """A plain Celery task that counts its runs under ``key``."""
+    return bump(key, "plain")
+
+
+parked_plain = crux.flow("t-parked-plain", args=Plain)
+
+
+@parked_plain.handler
+def run_parked_plain(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    """Its durable child is a plain Celery task, parked like ``parked_child``'s."""
+    return scope.step("child", lambda: ctx.crux.run_action("plain counted", plain_counted, {"key": scope.flow_id},
+                                                           queue=args.label))
