@@ -46,3 +46,31 @@ calls_the_api = crux.flow("ss-calls-the-api", args=Job)
 @calls_the_api.handler
 def run_calls_the_api(scope: FlowScope[Job], args: Job, ctx: ActionContext) -> None:
     scope.step("call", lambda: ctx.crux.run_action("call the API", call_the_api, {"key": KEY}))
+
+
+class KeyedJob(BaseModel):
+    job: str
+    key: SecretStr
+
+
+holds_the_key = crux.flow("ss-holds-the-key", args=KeyedJob)
+
+
+@holds_the_key.handler
+def run_holds_the_key(scope: FlowScope[KeyedJob], args: KeyedJob, ctx: ActionContext) -> None:
+    """Its input holds the key; a step fails with it in the message, then the handler does."""
+    key = args.key.get_secret_value()
+
+    def call() -> None:
+        raise PermissionError(f"401 for url: https://api.example/v1?key={quote(key, safe='')} (key {key!r})")
+
+    scope.step("call", call, fallback=lambda: {"fallback": True})
+    raise RuntimeError(f"gave up on key {key} ({base64.b64encode(key.encode()).decode()})")
+
+
+sees_the_key = crux.flow("ss-sees-the-key", args=KeyedJob)
+
+
+@sees_the_key.handler
+def run_sees_the_key(scope: FlowScope[KeyedJob], args: KeyedJob, ctx: ActionContext) -> dict[str, bool]:
+    return {"real": args.key.get_secret_value() == KEY}

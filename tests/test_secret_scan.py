@@ -178,3 +178,58 @@ def test_a_secret_in_failure_messages_rests_nowhere_but_the_broker_message(tmp_p
     leaked = {place: sorted(found) for place, text in places.items() if (found := leaks(text))}
     assert leaked == {}
     client.flushdb()
+
+
+def _without_snapshot_input(key: str, text: str) -> str:
+    """A flow's hash without its snapshot's ``input``: the real value is kept there by design (a
+    resume validates the input again), and nowhere else."""
+    if not key.endswith(":flow"):
+        return text
+    kept = []
+    for line in text.split("\n"):
+        if line.startswith("{") and '"input"' in line:
+            snapshot = json.loads(line)
+            snapshot.pop("input", None)
+            line = json.dumps(snapshot)
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def test_a_flow_holding_a_secret_keeps_it_in_its_snapshot_input_only(tmp_path: Path) -> None:
+    client = redis.Redis.from_url(secret_scan_app.REDIS)
+    client.flushdb()
+    with subprocess_worker(tmp_path, app="tests.secret_scan_app", extra_args=("-E",)) as worker, \
+            flower_server(tmp_path, "tests.secret_scan_app", worker.queue) as base:
+        secret_scan_app.app.conf.task_default_queue = worker.queue
+
+        def tasks() -> dict[str, Any]:
+            return get_json(f"{base}/api/tasks")  # type: ignore[no-any-return]
+
+        flow_ids: list[str] = []
+        deadline = time.monotonic() + 45
+        while not any(str(t.get("name")).startswith("ss-holds-the-key") and t.get("state") == "FAILURE"
+                      for t in tasks().values()):  # flower subscribes in the background: fail until it sees one
+            assert time.monotonic() < deadline, "flower never saw the flow fail"
+            flow_ids.append(secret_scan_app.holds_the_key.start({"job": "j1", "key": KEY}))
+            time.sleep(1.0)
+        result = secret_scan_app.holds_the_key.result(flow_ids[-1], timeout_s=60)
+        assert result is not None and result.status == "failed"
+        assert "gave up on key" in str(result.error)
+        _poll(worker.log, lambda text: "gave up on key" in text, 30, "the worker to log the failure")
+        in_flower = tasks()
+        flower = {"/api/tasks": json.dumps(in_flower)}
+        for task_id in in_flower:
+            flower[f"/api/task/info/{task_id}"] = json.dumps(get_json(f"{base}/api/task/info/{task_id}"))
+        log = worker.log()
+
+    stored = redis_contents(client)
+    broker_messages = {worker.queue, "unacked"}
+    places = {**{f"redis {key}": _without_snapshot_input(key, text) for key, text in stored.items()
+                 if key not in broker_messages},
+              "the worker log": log, **{f"flower {path}": text for path, text in flower.items()}}
+    assert any(key.endswith(":flow") and json.dumps(KEY)[1:-1] in text for key, text in stored.items()), \
+        "the snapshot keeps the real input"
+    assert any("gave up on key" in text for text in flower.values())
+    leaked = {place: sorted(found) for place, text in places.items() if (found := leaks(text))}
+    assert leaked == {}
+    client.flushdb()
