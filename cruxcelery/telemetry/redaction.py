@@ -9,7 +9,8 @@ shapes: ``sk-...``, ``sk-ant-...``, ``ghp_...``, ``github_pat_...``, ``xox[bp]-.
 Where it applies: every user value on its way into a record passes through
 ``preview.json_safe`` (attributes, artifact previews, ``error.stack``, ``error.raw``, the
 ``exception`` event), which redacts each string leaf; ``evidence.summary`` redacts error messages;
-the OpenTelemetry twin of a failing span gets the redacted message and stack too.
+the OpenTelemetry twin of a failing span gets the redacted message and stack too;
+``redact_exception`` redacts what a task queue stores, emits and logs of a failure.
 
 Scope: ``configure(...)`` sets the process-wide redactor (patterns, and secrets known for the whole
 process). ``with secrets({...}):`` adds values for the duration of a block (one action), in a
