@@ -304,3 +304,12 @@ def leaks_its_key_elsewhere(ctx: ActionContext, args: ApiKeyIn) -> None:
     if args.shape == "attribute":
         raise _AuthFailed(f"https://api.example/v1?key={key}")
     raise LookupError({"401 for url": "https://api.example/v1", "key": key})
+
+
+@crux.action(name="t.retries_a_leaky_call", observability_name="retries a leaky call", args=ApiKeyIn,
+             autoretry_for=(_AuthFailed,), max_retries=1, retry_kwargs={"countdown": 0.05})
+def retries_a_leaky_call(ctx: ActionContext, args: ApiKeyIn) -> dict[str, Any]:
+    """Fails once with an error whose text shows the key; ``autoretry_for`` retries it."""
+    if ctx.request.retries == 0:
+        raise _AuthFailed(f"https://api.example/v1?key={args.key.get_secret_value()}")
+    return {"attempts": ctx.request.retries + 1}

@@ -63,3 +63,11 @@ def test_a_secret_the_exceptions_args_do_not_hold_is_redacted_too(tmp_path, cele
         assert form not in f"{failure.value!s} {failure.value!r}", form
         assert form not in stored, form
         assert form not in log, form
+
+
+def test_an_error_the_task_retries_on_keeps_its_type_so_the_retry_happens(tmp_path, celery_test_app):
+    """A stand-in would not match ``autoretry_for``: an error the task acts on by type is kept."""
+    with subprocess_worker(tmp_path, concurrency=1) as worker:
+        result = celery_test_app.retries_a_leaky_call.apply_async(({"key": KEY, "shape": "attribute"},),
+                                                                  queue=worker.queue)
+        assert result.get(timeout=30) == {"attempts": 2}
