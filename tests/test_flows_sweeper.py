@@ -1,18 +1,21 @@
-"""The sweeper across workers: a slow sweep never makes its worker look dead, and two workers
-never sweep at once. Each "worker" is a ``Crux`` of its own on one key prefix (its own sweeper,
+"""The sweeper across workers: a slow sweep never makes its worker look dead, two workers never
+sweep at once, and a dead worker's message is re-published as it was. Each "worker" is a ``Crux`` of its own on one key prefix (its own sweeper,
 worker id and heartbeat); a sweep is made slow by deferred publishes that Celery's
 ``before_task_publish`` hook holds up, as a slow broker would."""
 
 from __future__ import annotations
 
-import threading
 import time
+from datetime import datetime, timedelta, timezone
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from celery.signals import before_task_publish
+from kombu.utils.json import loads
+from pydantic import BaseModel
 
 from cruxcelery import Crux, CruxSettings
 from cruxcelery.flows.clock import now_ms
@@ -104,3 +107,36 @@ def test_two_workers_never_sweep_at_once(make_worker, slow_publishes):
         time.sleep(0.2)
 
     assert not any(swept_meanwhile), "another worker swept during the slow sweep"
+
+
+class Nothing(BaseModel):
+    pass
+
+
+def _queued_headers(worker: Crux, queue: str) -> list[dict[str, Any]]:
+    raw = worker.flows.store.redis.lrange(queue, 0, -1)
+    return [loads(message)["headers"] for message in raw]
+
+
+def test_a_dead_workers_message_is_republished_with_its_eta_and_retry_count(make_worker, prefix):
+    dying, survivor = make_worker(), make_worker()
+    dying.flow("sw-later", args=Nothing).handler(lambda scope, args, ctx: None)
+    queue = f"{prefix}-queue"
+    with start_worker(dying.app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
+                      shutdown_timeout=10.0):
+        dying.flows.on_worker_ready()  # what a worker's ready signal starts (the in-thread worker sends none)
+        sent = dying.app.send_task("crux.flow.sw-later", kwargs={"flow_id": "later-1", "reason": "start"},
+                                   countdown=3600, retries=2)
+        deadline = time.monotonic() + 10
+        while sent.id not in dying.flows.store.claims.all():
+            assert time.monotonic() < deadline, "the worker never reserved the message"
+            time.sleep(0.05)
+        dying.flows.sweeper.stop(drop_claims=False)  # dies: its claims stay, its heartbeat stops
+    dying.flows.store.redis.delete(queue, "unacked", "unacked_index")  # and the broker forgot the message
+
+    assert survivor.flows.sweeper.tick()["claims"] == 1
+
+    [headers] = _queued_headers(survivor, queue)
+    assert (headers["id"], headers["retries"]) == (sent.id, 2)
+    assert headers["eta"] is not None, "the countdown was dropped: the task would run at once"
+    assert datetime.fromisoformat(headers["eta"]) > datetime.now(timezone.utc) + timedelta(minutes=55)

@@ -46,6 +46,7 @@ log = logging.getLogger("cruxcelery.flows")
 WORKER_TIMEOUT_S = 10.0  # at most: a worker silent longer is dead and its claims are re-published
 OUTBOX_GRACE_MS = 2_000  # an outbox entry older than this was not published by its writer
 RECOVER_AFTER = 4  # a recovered flow is not recovered again for this many lease periods
+MESSAGE_OPTIONS = ("shadow", "root_id", "parent_id", "eta", "expires", "retries")  # kept by a re-publish
 
 
 def worker_timeout_s(settings: CruxSettings) -> float:
@@ -162,7 +163,7 @@ class Sweeper:
             options["routing_key"] = message["routing_key"]
         if message.get("exchange") is not None:
             options["exchange"] = message["exchange"]
-        options.update({k: message[k] for k in ("shadow", "root_id", "parent_id") if message.get(k)})
+        options.update({k: message[k] for k in MESSAGE_OPTIONS if message.get(k)})
         with outgoing(envelope):
             crux.app.send_task(message["name"], args=message.get("args") or [],
                                kwargs=message.get("kwargs") or {}, **options)
