@@ -1,14 +1,14 @@
 """The sweeper across workers: a slow sweep never makes its worker look dead, two workers never
-sweep at once, and a dead worker's message is re-published as it was. Each "worker" is a ``Crux`` of its own on one key prefix (its own sweeper,
-worker id and heartbeat); a sweep is made slow by deferred publishes that Celery's
-``before_task_publish`` hook holds up, as a slow broker would."""
+sweep at once, and a dead worker's message is re-published as it was. Each "worker" is a ``Crux``
+of its own on one key prefix (its own sweeper, worker id and heartbeat); a sweep is made slow by
+deferred publishes that Celery's ``before_task_publish`` hook holds up, as a slow broker would."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -139,4 +139,4 @@ def test_a_dead_workers_message_is_republished_with_its_eta_and_retry_count(make
     [headers] = _queued_headers(survivor, queue)
     assert (headers["id"], headers["retries"]) == (sent.id, 2)
     assert headers["eta"] is not None, "the countdown was dropped: the task would run at once"
-    assert datetime.fromisoformat(headers["eta"]) > datetime.now(timezone.utc) + timedelta(minutes=55)
+    assert datetime.fromisoformat(headers["eta"]) > datetime.now(UTC) + timedelta(minutes=55)
