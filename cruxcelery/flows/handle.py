@@ -125,7 +125,9 @@ class FlowHandle(Generic[A]):
         """Write the ``pending`` snapshot, enqueue the flow, return its id at once. With an
         ``idempotency_key`` (or an existing ``flow_id``) a repeated call returns the same flow,
         and publishes it again while it is still ``pending`` (its first publish may have failed).
-        ``BrokerUnavailable``: the flow is stored; a retried ``start`` or the sweeper publishes it."""
+        ``StoreUnavailable`` / ``BrokerUnavailable``: either nothing of the flow was written, or it
+        is stored whole (listed, ``pending``) and a retried ``start`` or the sweeper publishes it;
+        with a ``flow_id``, ``status()`` tells which."""
         created_id, created = self._create(args, flow_id, idempotency_key)
         head = None if created else self._flows.store.snapshots.head(created_id)
         if created or (head is not None and head.status == "pending"):

@@ -10,10 +10,10 @@ end. Holding it, it:
 1. fires due timers (timeouts, re-checks, deferred publishes);
 2. re-publishes messages claimed by a worker whose heartbeat stopped for the lease or 10 s,
    whichever is shorter (flow tasks and durable children it had reserved or was running when it
-   died);
+   died), as they were: with their ETA, expiry and retry count;
 3. resumes flows whose execution lease lapsed with nobody holding it (their worker died
-   mid-execution, or Redis failed under it), at most once per ``RECOVER_AFTER`` leases per flow, so
-   a backlog is never multiplied;
+   mid-execution, or Redis failed under it; or a ``pending`` flow was never dispatched), at most
+   once per ``RECOVER_AFTER`` leases per flow, so a backlog is never multiplied;
 4. re-publishes resumes left in the outbox (a publish that failed, or a process that died before
    it).
 
