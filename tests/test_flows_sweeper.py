@@ -45,7 +45,7 @@ def make_worker(prefix: str, make_crux: Any) -> Iterator[Any]:
 
     yield make
     for crux in made:
-        crux.flows.sweeper.stop()
+        crux.flows.sweeper.stop(timeout_s=15.0)  # the slow sweep ends before the keys go
     if made:
         store = made[0].flows.store
         doomed = list(store.redis.scan_iter(match=f"{prefix}:*", count=1000))

@@ -63,6 +63,7 @@ class Sweeper:
         self._thread: threading.Thread | None = None
         self._heartbeat = Heartbeat(self._beat, flows.crux.settings.sweep_interval_s)
         self._sweeping = threading.Event()  # this worker holds the sweeper lock and sweeps
+        self._sweep_state = threading.Lock()  # a sweep's end never races its lock's renewal
 
     @property
     def running(self) -> bool:
@@ -111,9 +112,11 @@ class Sweeper:
         """The heartbeat thread: this worker is alive; while it sweeps, the lock stays its own."""
         workers = self._flows.store.workers
         workers.heartbeat(self.worker_id)
-        if self._sweeping.is_set() and not workers.extend_sweeper_lock(self.worker_id, self._lock_ttl_ms()):
-            self._sweeping.clear()
-            log.warning("cruxcelery: worker %s lost the sweeper lock mid-sweep; it stops sweeping", self.worker_id)
+        with self._sweep_state:
+            if self._sweeping.is_set() and not workers.extend_sweeper_lock(self.worker_id, self._lock_ttl_ms()):
+                self._sweeping.clear()
+                log.warning("cruxcelery: worker %s lost the sweeper lock mid-sweep; it stops sweeping",
+                            self.worker_id)
 
     def tick(self) -> dict[str, int]:
         """One sweep; returns what it did (empty unless this sweeper took the lock). The lock is
@@ -131,7 +134,8 @@ class Sweeper:
                     break
                 done[name] = step()
         finally:
-            self._sweeping.clear()
+            with self._sweep_state:
+                self._sweeping.clear()
             workers.release_sweeper_lock(self.worker_id)
         return done
 
