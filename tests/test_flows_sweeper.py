@@ -24,7 +24,7 @@ from tests.celery_apps import json_app
 REDIS = "redis://127.0.0.1:6379/12"
 SLOW_TASK = "tests.sweeper.slow_publish"
 PUBLISH_DELAY_S = 0.5
-SLOW_PUBLISHES = 12  # a sweep of about 6 s: longer than the old 3 s lock and the 1 s worker timeout
+SLOW_PUBLISHES = 16  # a sweep of about 8 s: longer than the old 3 s lock and the 1 s worker timeout
 
 
 @pytest.fixture()
@@ -73,7 +73,7 @@ def _due_slow_publishes(worker: Crux) -> None:
 def _sweeping(worker: Crux) -> None:
     """Wait until ``worker``'s own sweeper thread is in its (slow) sweep."""
     store = worker.flows.store
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while store.workers.sweeper_lock_holder() != worker.flows.sweeper.worker_id:
         assert time.monotonic() < deadline, "the worker never started sweeping"
         time.sleep(0.02)
@@ -101,7 +101,7 @@ def test_two_workers_never_sweep_at_once(make_worker, slow_publishes):
     _sweeping(slow)
     swept_meanwhile: list[dict[str, int]] = []
 
-    deadline = time.monotonic() + 4.0  # well past the old 3 s lock, within the 6 s sweep
+    deadline = time.monotonic() + 4.0  # well past the old 3 s lock, well within the 8 s sweep
     while time.monotonic() < deadline:
         swept_meanwhile.append(other.flows.sweeper.tick())
         time.sleep(0.2)
@@ -127,7 +127,7 @@ def test_a_dead_workers_message_is_republished_with_its_eta_and_retry_count(make
         dying.flows.on_worker_ready()  # what a worker's ready signal starts (the in-thread worker sends none)
         sent = dying.app.send_task("crux.flow.sw-later", kwargs={"flow_id": "later-1", "reason": "start"},
                                    countdown=3600, retries=2)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while sent.id not in dying.flows.store.claims.all():
             assert time.monotonic() < deadline, "the worker never reserved the message"
             time.sleep(0.05)
