@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 INPUTS := $(shell cat pyproject.toml setup.py $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(INPUTS)
 
-.PHONY: demo test bench constraints
+.PHONY: demo test test-busy bench constraints
 
 $(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv --clear $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 	$(VENV)/bin/python -m mypy cruxcelery
 	$(VENV)/bin/python -m ruff check cruxcelery tasks flows tests bench examples
+
+# The same suite with both cores kept busy by two spinning processes the run starts and stops.
+test-busy: $(STAMP)
+	CRUX_TEST_BUSY=2 $(VENV)/bin/python -m pytest -q
 
 # the bench also needs the `bench` extra (DBOS, psycopg, pyinstrument, py-spy): installed once per .venv
 BENCH_STAMP := $(VENV)/.bench-installed-$(INPUTS)

@@ -19,6 +19,23 @@ def _redis_up(host: str = "127.0.0.1", port: int = 6379) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _busy_cores() -> Iterator[None]:
+    """``CRUX_TEST_BUSY=N``: N processes spinning on a core for the whole run (``make test-busy``):
+    CI machines and laptops are never idle, and a suite that passes only on a quiet one hides races."""
+    import subprocess
+    import sys
+
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(int(os.environ.get("CRUX_TEST_BUSY", "0") or 0))]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _require_redis() -> None:
     if not _redis_up():
         if os.environ.get("CI"):
