@@ -75,13 +75,13 @@ def _step_body(scope: FlowScope[Script], label: str) -> dict[str, str]:
     return {"step": label}
 
 
-@app.task(name="fx.start", acks_late=True, autoretry_for=(Exception,), retry_backoff=0.2, max_retries=20)
+@app.task(name="fx.start", acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,), retry_backoff=0.2, max_retries=20)
 def start_script(flow_id: str, ready_at: float) -> str:
     """A caller that retries with the same idempotency key until ``start()`` answers."""
     return script.start({"ready_at": ready_at}, flow_id=flow_id, idempotency_key=flow_id)
 
 
-@app.task(name="fx.signal", acks_late=True, autoretry_for=(Exception,), retry_backoff=0.2, max_retries=20)
+@app.task(name="fx.signal", acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,), retry_backoff=0.2, max_retries=20)
 def signal_script(flow_id: str, token: str) -> None:
     """A caller that retries the signal (with its id: delivered once) until it is stored."""
     script.signal(flow_id, "go", {"token": token}, signal_id=f"{flow_id}-go")

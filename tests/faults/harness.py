@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -106,8 +107,8 @@ class Harness:
             self.control.hset(ARMED, owner, json.dumps({"id": flow_id, "point": fault.point, "kind": fault.kind}))
         try:
             self._drive(flow_id)
-        except AssertionError as exc:
-            outcome.problems.append(str(exc))
+        except Exception as exc:
+            outcome.problems.append(f"{type(exc).__name__}: {exc}")
         finally:
             if fault is not None:
                 self.control.hdel(ARMED, flow_id if fault.owner == "flow" else "*")
@@ -120,7 +121,7 @@ class Harness:
     def _drive(self, flow_id: str) -> None:
         script = fault_app.script
         deadline = time.monotonic() + BOUND_S
-        fault_app.start_script.delay(flow_id, time.time() + 0.5)
+        _send(fault_app.start_script, flow_id, time.time() + 0.5)
         signalled = False
         while time.monotonic() < deadline:
             try:
@@ -132,10 +133,27 @@ class Harness:
                 return
             assert summary.status not in ("failed", "cancelled", "expired"), f"{flow_id} ended {summary.status}"
             if not signalled and summary.status == "suspended" and summary.suspended_at == "go":
-                fault_app.signal_script.delay(flow_id, f"token-{flow_id}")
+                _send(fault_app.signal_script, flow_id, f"token-{flow_id}")
                 signalled = True
             time.sleep(0.05)
-        raise AssertionError(f"{flow_id} did not complete within {BOUND_S} s: {script.status(flow_id)}")
+        try:
+            status = script.status(flow_id).status
+        except Exception as exc:
+            status = f"unreadable ({type(exc).__name__}: {exc})"
+        raise AssertionError(f"{flow_id} did not complete within {BOUND_S} s: {status}")
+
+
+def _send(task: Any, *args: Any) -> None:
+    """Publish, retrying while the broker is down (the soak restarts Redis)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            task.delay(*args)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def random_schedule(rng: random.Random, count: int) -> list[Fault | None]:

@@ -12,5 +12,6 @@ from tests.faults.harness import Harness, load_points
 pytestmark = pytest.mark.subprocess
 
 
+@pytest.mark.timeout(600)
 def test_a_fault_free_run_reaches_only_enumerated_points(tmp_path):
     assert set(Harness(tmp_path).record_points()) - set(load_points()) == set()

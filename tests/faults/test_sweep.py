@@ -33,6 +33,7 @@ def _report(outcomes: list[Outcome]) -> tuple[list[str], list[str]]:
     return failures, unfired
 
 
+@pytest.mark.timeout(3600)
 def test_every_fault_at_every_point_keeps_the_invariants(tmp_path):
     faults = _faults()
     harness = Harness(tmp_path)
