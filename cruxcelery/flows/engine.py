@@ -110,7 +110,11 @@ def has_work(flows: FlowRuntime, snap: FlowSnapshot) -> bool:
         return flows.store.children.get(snap.flow_id, waiting.child_key) is not None
     if waiting.kind == "signal":
         overdue = waiting.timeout_at is not None and time.time() * 1000 >= waiting.timeout_at
-        return overdue or flows.store.signals.pending_count(snap.flow_id, waiting.name) > 0
+        signals = flows.store.signals
+        # a payload taken for this wait by an execution that died before saving ``running`` is
+        # the next execution's to take back
+        return (overdue or signals.pending_count(snap.flow_id, waiting.name) > 0
+                or signals.taken(snap.flow_id, waiting.occurrence_key))
     return True  # a condition is re-evaluated on every resume
 
 
@@ -181,16 +185,20 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         segment.run_suspend(f"{waiting.kind}:{waiting.name}" if waiting else "suspended")
         outcome = run.snap.status
     except FlowCancelled as cancelled:
-        _finish(run, status="cancelled", cancel_reason=cancelled.reason)
-        span.end("cancelled")
-        segment.run_end("cancelled", run_started)
-        outcome = "cancelled"
+        if _finish(run, status="cancelled", cancel_reason=cancelled.reason) is not None:
+            span.end("cancelled")
+            segment.run_end("cancelled", run_started)
+            outcome = "cancelled"
+        else:
+            outcome = _stand_down(run, span)
     except FlowExpired as expired:
-        _finish(run, status="expired")
-        span.end("cancelled")
-        segment.run_end("cancelled", run_started,
-                        FlowExpired(f"flow expired waiting for {expired.args[0] if expired.args else 'a signal'}"))
-        outcome = "expired"
+        if _finish(run, status="expired") is not None:
+            span.end("cancelled")
+            segment.run_end("cancelled", run_started, FlowExpired(
+                f"flow expired waiting for {expired.args[0] if expired.args else 'a signal'}"))
+            outcome = "expired"
+        else:
+            outcome = _stand_down(run, span)
     except (LeaseLost, VersionConflict) as lost:
         log.warning("cruxcelery: %s; this execution stops", lost)
         span.end("cancelled")
@@ -202,14 +210,17 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         raise
     except Exception as exc:
         error = error_info(exc)
-        recorded = _finish(run, status="failed", error=error)
-        span.end("error", exc)
-        segment.run_end("error", run_started, exc)
-        outcome = "failed"
-        log.error("cruxcelery: flow %s (%s) failed: %s: %s", snap.flow_id, snap.name,
-                  error.name or type(exc).__name__, error.message, exc_info=exc)
-        if recorded and failures is not None:  # its task ends FAILURE (not when cancelled meanwhile)
-            failures.append(exc)
+        ended = _finish(run, status="failed", error=error)
+        if ended is not None:
+            span.end("error", exc)
+            segment.run_end("error", run_started, exc)
+            outcome = "failed"
+            log.error("cruxcelery: flow %s (%s) failed: %s: %s", snap.flow_id, snap.name,
+                      error.name or type(exc).__name__, error.message, exc_info=exc)
+        else:
+            outcome = _stand_down(run, span)
+        if ended is not None and ended.status == "failed" and failures is not None:
+            failures.append(exc)  # its task ends FAILURE (not when cancelled meanwhile)
     finally:
         flows.crux.flush()
     if run.snap.is_terminal:
@@ -231,11 +242,29 @@ def error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(message=message.encode("utf-8", "backslashreplace").decode("utf-8"), name=name)
 
 
-def _finish(run: FlowRun, **changes: Any) -> bool:
-    """The terminal write; a flow cancelled from outside meanwhile stays cancelled. Returns
-    whether it was written."""
+def _finish(run: FlowRun, **changes: Any) -> FlowSnapshot | None:
+    """The terminal write, version-checked: returns the flow as it ended, this write's snapshot
+    or, when the flow was cancelled (or deleted) from outside meanwhile, that cancellation (which
+    stays). Returns ``None`` when another execution wrote the flow since this one read it: the
+    flow is live there, so nothing may be recorded as if it had ended."""
     try:
-        run.save(waiting=None, **changes)
-    except (FlowCancelled, LeaseLost, VersionConflict):
-        return False
-    return True
+        return run.save(waiting=None, **changes)
+    except FlowCancelled as cancelled:
+        stored = run.store.snapshots.load(run.flow_id)
+        if stored is None:  # deleted
+            stored = run.snap.model_copy(update={"status": "cancelled", "cancel_reason": cancelled.reason})
+        elif not stored.is_terminal:
+            return None
+        run.snap = stored  # retired and its parent resumed as any finished flow
+        return stored
+    except (LeaseLost, VersionConflict):
+        return None
+
+
+def _stand_down(run: FlowRun, span: CruxSpan) -> str:
+    """A terminal write lost to another execution: the flow is live there. This one stops quietly:
+    no retire, no parent resume, no ``run:end``."""
+    log.warning("cruxcelery: flow %s was written by another execution before this one could finish it; "
+                "this execution stops", run.flow_id)
+    span.end("cancelled")
+    return "lease_lost"

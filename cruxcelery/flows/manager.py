@@ -223,7 +223,8 @@ class FlowRuntime:
     @typed
     def purge(self, status: FlowStatus | None = None, older_than_s: float = 0.0, limit: int = 1000) -> int:
         """Delete finished flows (of ``status``, one of the terminal ones, else all of them) last
-        updated more than ``older_than_s`` ago. Returns how many were deleted."""
+        updated more than ``older_than_s`` ago. Returns how many were deleted. Index entries of
+        flows already gone (expired) are removed on the way, never counted."""
         statuses = [status] if status is not None else sorted(TERMINAL_STATUSES)
         for wanted in statuses:
             if not isinstance(wanted, str) or wanted not in TERMINAL_STATUSES:
@@ -234,11 +235,29 @@ class FlowRuntime:
             raise InvalidArgs(f"older_than_s must be a number of seconds >= 0, got {older_than_s!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidArgs(f"limit must be an integer >= 1, got {limit!r}")
+        self.store.retention.forget_expired()
         deleted = 0
         for wanted in statuses:
-            for flow_id in self.store.retention.older_than(wanted, older_than_s, limit - deleted):
-                deleted += self.delete(flow_id)
+            while deleted < limit:
+                found = self.store.retention.older_than(wanted, older_than_s, limit - deleted)
+                if not found:
+                    break
+                deleted += sum(self._purge_one(flow_id, wanted) for flow_id in found)
         return deleted
+
+    def _purge_one(self, flow_id: str, status: FlowStatus) -> bool:
+        """Delete the flow if it is still ``status``; else its entry in that index is stale (the
+        flow moved on, or is gone: then its entry in the all index goes too). Every call takes
+        the flow out of that index, so a purge always moves on."""
+        snapshots = self.store.snapshots
+        snap = snapshots.load(flow_id)
+        if snap is None or snap.status != status:
+            snapshots.drop_stale_entry(self.store.keys.status_index(status), status, flow_id)
+            if snap is None:
+                snapshots.drop_stale_entry(self.store.keys.all_index(), None, flow_id)
+            return False
+        self.store.retention.delete(snap, self._signal_names(snap, self.handles.get(snap.name)))
+        return True
 
     def _signal_names(self, snap: FlowSnapshot, handle: FlowHandle[Any] | None) -> list[str]:
         names = set(handle.signals) if handle is not None else set()

@@ -52,13 +52,14 @@ class FlowRun:
         return self.snap.flow_id
 
     def save(self, **changes: Any) -> FlowSnapshot:
-        """Apply ``changes`` and write the snapshot if nobody else wrote it since we read it.
-        A flow cancelled meanwhile unwinds with ``FlowCancelled``; anything else means another
-        execution holds the flow now (``LeaseLost``)."""
-        for name, value in changes.items():
-            setattr(self.snap, name, value)
+        """Write the snapshot with ``changes`` if nobody else wrote it since we read it; only a
+        write that succeeded becomes ``snap`` (a lost one leaves this execution's view as it was,
+        never claiming a status the store does not hold). A flow cancelled meanwhile unwinds with
+        ``FlowCancelled``; anything else means another execution holds the flow now
+        (``LeaseLost``)."""
         try:
-            self.snap = self.store.snapshots.save(self.snap, self.snap.version, self._stored_status)
+            self.snap = self.store.snapshots.save(self.snap.model_copy(update=changes), self.snap.version,
+                                                  self._stored_status)
             self._stored_status = self.snap.status
             self._start_unsaved = False
         except VersionConflict:

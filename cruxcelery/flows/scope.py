@@ -38,7 +38,7 @@ from cruxcelery.flows.results import Retry
 from cruxcelery.flows.routing import routing
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.snapshot import StepRecord, Waiting
-from cruxcelery.flows.store.keys import child_key, step_id_for
+from cruxcelery.flows.store.keys import child_key, step_id_for, wait_occurrence
 from cruxcelery.telemetry import ids
 from cruxcelery.telemetry.preview import json_safe
 
@@ -200,7 +200,7 @@ class FlowScope(Generic[A]):
     def _occurrence(self, name: str) -> tuple[int, str]:
         count = self._occurrences.get(name, 0)
         self._occurrences[name] = count + 1
-        return count, f"{name}#{count}"
+        return count, wait_occurrence(name, count)
 
     def _timeout_at(self, name: str, occurrence: int, timeout: str | float | None) -> int | None:
         waiting = self._run.snap.waiting

@@ -8,7 +8,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from cruxcelery.flows.clock import now_ms
 from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES, FlowStatus
-from cruxcelery.flows.store.keys import child_key, validate_flow_id, validate_flow_name, validate_idempotency_key
+from cruxcelery.flows.store.keys import (
+    child_key,
+    validate_flow_id,
+    validate_flow_name,
+    validate_idempotency_key,
+    wait_occurrence,
+)
 from cruxcelery.telemetry.records import ErrorSummary
 
 __all__ = [
@@ -57,6 +63,11 @@ class Waiting(_Model):
     def child_key(self) -> str:
         """Where the awaited child reports (``kind == "child"``)."""
         return child_key(self.name, self.occurrence, self.fallback)
+
+    @property
+    def occurrence_key(self) -> str:
+        """The wait occurrence (``name#n``) its signal or met condition is recorded under."""
+        return wait_occurrence(self.name, self.occurrence)
 
 
 ErrorInfo = ErrorSummary

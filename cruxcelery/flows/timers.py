@@ -63,7 +63,7 @@ class Timers:
         waiting = snap.waiting
         if waiting is None:
             return
-        name = f"{waiting.name}#{waiting.occurrence}"
+        name = waiting.occurrence_key
         if waiting.timeout_at is not None:
             self.arm(snap.flow_id, "timeout", name, waiting.timeout_at, snap.version)
         if waiting.every_s is not None:

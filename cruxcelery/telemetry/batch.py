@@ -173,7 +173,7 @@ class BatchProcessor:
         """What an export or a send dropped or could not deliver (at most one per kind every 30 s)."""
         if report is not None and report.rejected:
             self.warnings.warn("rejected", "rejected %d records: %s", report.rejected, report.last_error)
-        if report is not None and report.pending:
+        if report is not None and report.pending and not report.misconfigured:  # that one the transport logs
             where, error, queued = self.destination, report.last_error, len(self.queue)
             self.warnings.warn("retrying", "delivery to %s failing (%s); %d queued", where, error, queued)
         if overflow:

@@ -12,11 +12,13 @@ import pytest
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from cruxcelery.telemetry.exporter import RecordExporter
+from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
 from cruxcelery.telemetry.http.exporter import HttpExporter
 from cruxcelery.telemetry.http.retry import RetryPolicy
 from cruxcelery.telemetry.http.transport import HttpTransport, SendReport
 from tests.receiver import Receiver, free_port, sample_record, sample_records
+from tests.telemetry.spoolkit import eventually
 
 OVERRUN_S = 0.3  # a deadline may be overrun by scheduling on a loaded 2-core machine, no more
 MakeExporter = Callable[..., HttpExporter]
@@ -300,3 +302,32 @@ def test_forked_child_delivers_its_own_records_and_the_parent_keeps_its_queue(
     result = exporter.flush(3.0)
     assert result.status == "drained" and result.delivered == 5
     assert sorted(receiver.record_ids()) == sorted(ids(parent + child))
+
+
+def test_records_refused_for_a_wrong_token_stay_queued_and_arrive_once_the_token_is_right(
+    make_exporter: MakeExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Receiver(token="another") as receiver:
+        exporter = make_exporter(receiver.url, "the-apps-token", breaker=CircuitBreaker(probe_base_s=0.05))
+        records = sample_records(5)
+        with caplog.at_level(logging.WARNING, logger="cruxcelery.telemetry"):
+            exporter.export(records)
+            result = exporter.flush(2.0)
+            eventually(lambda: exporter.source_health()["retries"] >= 2)  # probes keep being refused
+        assert result.status == "failed" and result.rejected == 0 and exporter.source_health()["queued"] == 5
+        about_delivery = [r.getMessage() for r in caplog.records if "flush gave up" not in r.getMessage()]
+        assert len(about_delivery) == 1 and receiver.url in about_delivery[0]  # once a minute at most
+        receiver.token = "the-apps-token"  # devtools restarted with the token the app sends
+        eventually(lambda: receiver.record_ids() == ids(records))
+        assert exporter.flush(2.0).status == "drained"
+        assert exporter.source_health()["rejected"] == 0
+
+
+def test_a_body_refused_413_loses_only_the_record_too_large_for_the_server(make_exporter: MakeExporter) -> None:
+    with Receiver(max_body_bytes=4000) as receiver:
+        exporter = make_exporter(receiver.url)
+        small, large = sample_records(8, size=500), sample_record(99, size=5000)
+        exporter.export([*small[:3], large, *small[3:]])
+        result = exporter.flush(3.0)
+        assert result.status == "drained" and (result.delivered, result.rejected) == (8, 1)
+        assert sorted(receiver.record_ids()) == sorted(ids(small))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,12 +17,12 @@ import redis
 from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
 from cruxcelery.telemetry.http.retry import RetryPolicy
-from cruxcelery.telemetry.http.transport import HttpTransport
+from cruxcelery.telemetry.http.transport import INGEST_PATH, HttpTransport
 from cruxcelery.telemetry.spool.forwarder import Forwarder
 from cruxcelery.telemetry.spool.group import DEFAULT_GROUP, ensure_group, read_new, spool_stats
-from cruxcelery.telemetry.spool.stream import SpoolExporter, spool_client
+from cruxcelery.telemetry.spool.stream import SpoolExporter, build_entry, spool_client
 from tests.receiver import Receiver, free_port, sample_record, sample_records
-from tests.telemetry.spoolkit import REDIS_URL, eventually, redis_or_skip, stream_key
+from tests.telemetry.spoolkit import REDIS_URL, RedisProxy, eventually, redis_or_skip, stream_key
 
 MakeForwarder = Callable[..., Forwarder]
 
@@ -322,3 +325,84 @@ def test_a_running_forwarder_delivers_a_backlog_built_while_devtools_was_down_on
         eventually(lambda: spool_stats(client, key).pending == 0)
         assert forwarder.stop(5.0)
         assert Counter(receiver.record_ids()) == Counter(ids(records))
+
+
+def test_an_unreadable_record_in_the_spool_costs_only_itself(
+    client: redis.Redis, key: str, receiver: Receiver, make_forwarder: MakeForwarder
+) -> None:
+    before, after = sample_records(6), sample_records(6, tag="fedcba9876543210")
+    spool(client, key, before)
+    neighbour = sample_record(50, tag="aaaaaaaaaaaaaaaa")
+    data, lengths = build_entry([json.dumps(neighbour, separators=(",", ":")).encode(), b'{"recordId":"rec_bad"'])
+    client.xadd(key, {b"d": data, b"l": lengths})  # the lengths are right: the second record is not JSON
+    spool(client, key, after)
+    forwarder = make_forwarder(receiver.url)
+    assert forwarder.drain(5.0)
+    assert sorted(receiver.record_ids()) == sorted(ids([*before, neighbour, *after]))
+    assert forwarder.stats.rejected == 1 and spool_stats(client, key).pending == 0
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_configuration_error_keeps_the_entries_pending_until_devtools_answers(
+    client: redis.Redis, key: str, receiver: Receiver, make_forwarder: MakeForwarder, status: int
+) -> None:
+    records = sample_records(16)
+    spool(client, key, records)
+    receiver.script(status)
+    forwarder = make_forwarder(receiver.url, breaker=CircuitBreaker(probe_base_s=0.05, probe_cap_s=0.1))
+    assert forwarder.run_once(1.0).pending_records == 16
+    assert spool_stats(client, key).pending == 2 and forwarder.stats.rejected == 0
+    assert forwarder.drain(5.0)
+    assert Counter(receiver.record_ids()) == Counter(ids(records))
+    assert spool_stats(client, key).pending == 0
+
+
+def test_entries_refused_for_a_wrong_token_arrive_once_devtools_restarts_with_the_right_one(
+    client: redis.Redis, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    records = sample_records(8)
+    spool(client, key, records)
+    with Receiver(token="another") as receiver:
+        transport = HttpTransport(receiver.url, "the-workers-token")
+        forwarder = Forwarder(client, key, transport, breaker=CircuitBreaker(probe_base_s=0.05, probe_cap_s=0.1))
+        with caplog.at_level(logging.WARNING, logger="cruxcelery.telemetry"):
+            assert not forwarder.drain(0.5)
+        assert spool_stats(client, key).pending == 1 and receiver.record_ids() == []
+        receiver.token = "the-workers-token"  # devtools restarted with the token the workers send
+        assert forwarder.drain(5.0)
+        assert Counter(receiver.record_ids()) == Counter(ids(records))
+        transport.close()
+        url = f"{receiver.url}{INGEST_PATH}"
+    assert url in caplog.text and "the-workers-token" not in caplog.text
+
+
+def test_a_probe_pass_failing_on_redis_does_not_stop_the_forwarder(key: str, receiver: Receiver) -> None:
+    proxy = RedisProxy().up()
+    breaker = CircuitBreaker(probe_base_s=0.05, probe_cap_s=0.05)
+    forwarder = Forwarder(spool_client(proxy.url), key, HttpTransport(receiver.url), breaker=breaker)
+    try:
+        breaker.failure("devtools was down")
+        proxy.down()
+        eventually(lambda: time.monotonic() > breaker.probe_at())
+        assert forwarder.run_once(1.0).entries == 0  # the probe pass fails on Redis
+        proxy.up()
+        records = sample_records(4)
+        spool(redis_or_skip(), key, records)
+        assert forwarder.drain(5.0)
+        assert receiver.record_ids() == ids(records)
+    finally:
+        proxy.down()
+
+
+def test_a_forwarder_whose_redis_is_down_does_not_spin(key: str, receiver: Receiver) -> None:
+    proxy = RedisProxy().up()
+    breaker = CircuitBreaker(probe_base_s=0.05, probe_cap_s=0.05)
+    forwarder = Forwarder(spool_client(proxy.url), key, HttpTransport(receiver.url), breaker=breaker)
+    breaker.failure("devtools was down")
+    proxy.down()
+    forwarder.start()
+    try:
+        time.sleep(1.5)
+    finally:
+        forwarder.stop(5.0)
+    assert forwarder.stats.passes < 20

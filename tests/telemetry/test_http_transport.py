@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
-from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES
-from cruxcelery.telemetry.http.retry import RetryPolicy
+import pytest
+
+from cruxcelery.telemetry.http.chunking import MAX_BODY_BYTES, EncodedRecord, encode_record
+from cruxcelery.telemetry.http.retry import Deadline, RetryPolicy
 from cruxcelery.telemetry.http.transport import INGEST_PATH, HttpTransport
 from tests.receiver import Receiver, sample_record, sample_records
 
@@ -179,3 +182,58 @@ def test_a_keepalive_connection_the_server_closed_is_replaced_without_losing_a_c
         transport.close()
     assert [report.delivered for report in reports] == [2, 2, 2]
     assert len(bodies) == 3 and all(not report.pending for report in reports)
+
+
+def encoded(records: list[dict[str, object]]) -> list[EncodedRecord]:
+    return [encode_record(record) for record in records]
+
+
+def test_a_body_refused_400_for_one_unreadable_record_delivers_the_others(receiver: Receiver) -> None:
+    records = sample_records(10)
+    unreadable = EncodedRecord("", b'{"recordId":"rec_bad",')
+    batch = [*encoded(records[:6]), unreadable, *encoded(records[6:])]
+    report = HttpTransport(receiver.url).send_encoded(batch, Deadline(3.0))
+    assert (report.delivered, report.rejected, report.pending) == (10, 1, [])
+    assert sorted(receiver.record_ids()) == sorted(ids(records))
+    assert all(request.status == 400 for request in receiver.requests() if b"rec_bad" in request.body)
+
+
+def test_a_body_refused_413_is_split_and_only_the_record_too_large_alone_is_dropped() -> None:
+    small, large = sample_records(8, size=500), sample_record(99, size=5000)
+    with Receiver(max_body_bytes=4000) as receiver:
+        report = HttpTransport(receiver.url).send([*small[:3], large, *small[3:]], timeout_s=3.0)
+        assert (report.delivered, report.rejected, report.pending) == (8, 1, [])
+        assert sorted(receiver.record_ids()) == sorted(ids(small))
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_configuration_error_keeps_every_record_pending_without_retrying_in_the_send(
+    receiver: Receiver, status: int
+) -> None:
+    receiver.script(status)
+    report = HttpTransport(receiver.url).send(sample_records(5), timeout_s=3.0)
+    assert report.misconfigured and report.rejected == 0 and len(report.pending) == 5
+    assert len(receiver.requests()) == 1
+
+
+def test_a_configuration_error_is_logged_once_a_minute_with_the_url_never_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Receiver(token="expected") as receiver:
+        transport = HttpTransport(receiver.url, "s3cret-token-value")
+        with caplog.at_level(logging.WARNING, logger="cruxcelery.telemetry"):
+            for _ in range(3):
+                transport.send(sample_records(2), timeout_s=3.0)
+        transport.close()
+        url = f"{receiver.url}{INGEST_PATH}"
+    [warning] = [r.getMessage() for r in caplog.records if "401" in r.getMessage()]
+    assert url in warning
+    assert "s3cret-token-value" not in caplog.text
+
+
+def test_a_record_whose_text_rewrites_the_body_never_costs_its_neighbour(receiver: Receiver) -> None:
+    neighbour, smuggled = sample_records(2)
+    hostile = EncodedRecord("", b'1],"records":[' + encode_record(smuggled).data)  # the body stays JSON
+    report = HttpTransport(receiver.url).send_encoded([encode_record(neighbour), hostile], Deadline(3.0))
+    assert str(neighbour["recordId"]) in receiver.record_ids()
+    assert report.delivered == 2 and not report.pending

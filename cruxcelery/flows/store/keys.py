@@ -24,6 +24,7 @@ one flow touches one slot. Global structures (indexes, timers, idempotency keys)
 | ``name_index(name)`` | ``{p}:flows:name:{name}`` | sorted set, same |
 | ``all_index()`` | ``{p}:flows:all`` | sorted set, same |
 | ``leases()`` | ``{p}:flows:leases`` | sorted set: flow id -> when its execution lease lapses (ms) |
+| ``retired()`` | ``{p}:flows:retired`` | sorted set: JSON ``[id, name, status]`` -> when its keys expire (ms) |
 | ``idempotency(name, key)`` | ``{p}:idem:{name}:{key}`` | string: the flow id the key maps to |
 | ``timers()`` | ``{p}:timers`` | sorted set, member timer JSON, score due epoch ms |
 | ``timers_armed()`` | ``{p}:timers:armed`` | string: due ms of the earliest wake-up message in flight |
@@ -96,6 +97,12 @@ def child_key(label: str, attempt: int, fallback: bool = False) -> str:
     return f"{step_id_for(label)}.{'fallback' if fallback else max(attempt, 1)}"
 
 
+def wait_occurrence(name: str, occurrence: int) -> str:
+    """The field of the delivered hash a wait occurrence takes its signal under: ``name#n`` (the
+    n-th wait on ``name`` in the handler, from 0)."""
+    return f"{name}#{occurrence}"
+
+
 def create_flow_id() -> str:
     """A new random flow id: ``flow_`` and 24 hex digits."""
     return "flow_" + secrets.token_hex(12)
@@ -154,6 +161,9 @@ class FlowKeys:
 
     def leases(self) -> str:
         return f"{self.prefix}:flows:leases"
+
+    def retired(self) -> str:
+        return f"{self.prefix}:flows:retired"
 
     def idempotency(self, name: str, key: str) -> str:
         flow_name, idem = validate_flow_name(name), validate_idempotency_key(key)

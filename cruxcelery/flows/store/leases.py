@@ -12,7 +12,7 @@ import secrets
 import redis
 
 from cruxcelery.flows import clock
-from cruxcelery.flows.codec import as_int, text
+from cruxcelery.flows.codec import as_int, reply_list, text
 from cruxcelery.flows.store.keys import FlowKeys
 from cruxcelery.flows.store.scripts import FlowScripts
 from cruxcelery.flows.store.ttl import ttl_ms
@@ -67,12 +67,17 @@ class Leases:
         resume requested during the execution is never lost: on ``True`` the caller must run or
         schedule the flow again. The wake is also taken when the lease already expired and nobody
         holds it; it is left alone when another execution holds the lease (that one takes it).
+        The flow leaves the lease index unless another execution holds the lease: the index
+        entry is then that holder's, the sweeper's way to it should it die. (A separate call:
+        the index lives in another Redis Cluster slot. An execution acquiring between the two
+        puts its entry back at its first renewal.)
         """
-        woke = self._scripts.release_lease(
+        woke, held_by_another = (as_int(n) for n in reply_list(self._scripts.release_lease(
             keys=[self._keys.lease(flow_id), self._keys.wake(flow_id)], args=[token]
-        )
-        self.untrack(flow_id)
-        return as_int(woke) == 1
+        )))
+        if not held_by_another:
+            self.untrack(flow_id)
+        return woke == 1
 
     def held(self, flow_ids: list[str]) -> list[bool]:
         """Whether each flow's lease is held now, in one round trip."""

@@ -44,17 +44,18 @@ return 0
 """
 
 # Release the lease if the token holds it, and take the wake flag unless another execution holds
-# the lease (that holder takes it on its own release).
-# KEYS: 1 lease, 2 wake flag. ARGV: 1 token. Returns 1 if a wake was requested.
+# the lease (that holder takes it, and owns the flow's lease index entry).
+# KEYS: 1 lease, 2 wake flag. ARGV: 1 token.
+# Returns {woke, held by another}: woke 1 if a wake was requested.
 RELEASE_LEASE = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('DEL', KEYS[1])
 elseif holder then
-  return 0
+  return {0, 1}
 end
-if redis.call('GETDEL', KEYS[2]) then return 1 end
-return 0
+if redis.call('GETDEL', KEYS[2]) then return {1, 0} end
+return {0, 0}
 """
 
 # Take the lease, or else set the wake flag while someone else holds it: never both missed.

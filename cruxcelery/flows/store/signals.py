@@ -59,6 +59,11 @@ class Signals:
         raw = self._redis.hgetall(self._keys.delivered(flow_id))
         return {text(k): _decode(flow_id, text(k), text(v)) for k, v in raw.items()}
 
+    def taken(self, flow_id: str, occurrence: str) -> bool:
+        """Whether wait ``occurrence`` (``name#n``) took a payload: one its flow has not consumed
+        yet when the flow still waits on that occurrence (a crash between the take and the save)."""
+        return bool(self._redis.hexists(self._keys.delivered(flow_id), occurrence))
+
     def forget_delivered(self, flow_id: str, occurrence: str) -> None:
         """Undo a take whose payload was refused (it failed validation)."""
         self._redis.hdel(self._keys.delivered(flow_id), occurrence)

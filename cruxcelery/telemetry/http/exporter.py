@@ -15,6 +15,11 @@ A ``batch.BatchProcessor`` with a thread, sending through ``HttpTransport``:
   flush does not wait on HTTP at all (it returns ``failed`` at once, records stay queued) until a
   probe by the sender succeeds; probes follow ``breaker.CircuitBreaker``'s schedule. A dead devtools
   then costs a flush nothing after the first failure.
+- Records refused by devtools: a body refused whole (400, 413) is split until the one record at fault
+  is alone, and only that one is dropped (counted ``rejected``, logged). A wrong URL or token (401,
+  403, 404) drops nothing: the records stay queued (the queue's bounds still apply: past them the
+  oldest are dropped, counted and logged), the breaker opens and its probes, further and further
+  apart (up to 5 s), deliver them once devtools answers again with the right token.
 - Fork safety: a forked child gets fresh locks, events, an empty queue (the parent still owns those
   records), zeroed counters, new HTTP connections and, lazily, its own sender thread.
 - Warnings go to the ``cruxcelery.telemetry`` logger, at most one per kind every 30 s.
@@ -29,7 +34,7 @@ from cruxcelery.telemetry.batch import BatchProcessor
 from cruxcelery.telemetry.exporter import FlushResult, JsonRecord
 from cruxcelery.telemetry.http.breaker import CircuitBreaker
 from cruxcelery.telemetry.http.retry import RetryPolicy
-from cruxcelery.telemetry.http.transport import HttpTransport
+from cruxcelery.telemetry.http.transport import HttpTransport, display_url
 
 __all__ = ["HttpExporter"]
 
@@ -49,7 +54,7 @@ class HttpExporter:
         self.breaker = breaker
         self._batch = BatchProcessor(
             transport, breaker=breaker, policy=policy or transport.policy, max_records=max_queue_records,
-            max_bytes=max_queue_bytes, max_body_bytes=transport.max_body_bytes, destination=transport.url,
+            max_bytes=max_queue_bytes, max_body_bytes=transport.max_body_bytes, destination=display_url(transport.url),
         )
 
     def after_fork(self) -> None:

@@ -6,15 +6,24 @@
 
 - accepted -> delivered; rejected and not retryable -> rejected (dropped and counted);
   rejected and retryable -> only that record is retried; a 2xx without dispositions: all accepted;
+  dispositions for another number of records than were sent (a record's text rewrote the body):
+  as for a 400;
 - HTTP 408/409/425/429/5xx, connection errors and timeouts -> the whole chunk is retried, and the
   rest of that round waits for the next attempt;
-- any other status (400, 401, 413, 422, a 3xx...) -> the chunk is rejected permanently.
+- HTTP 400 or 413 (devtools refuses a whole body for one record it cannot read, or one too large)
+  -> the chunk is split in two and each half sent again, at once, until the culprit is alone: only
+  that record is rejected, its neighbours are delivered;
+- HTTP 401, 403 or 404 -> a configuration error (wrong token or URL): nothing is rejected, the
+  records come back pending (``SendReport.misconfigured``) and the send stops there; a warning
+  naming the URL (never the token) is logged at most once a minute. The caller retries later;
+- any other status (422, a 3xx...) -> the chunk is rejected permanently.
 
 Retries follow ``retry.RetryPolicy`` until the deadline given to ``send``; no request timeout ever
 exceeds the time left. With a ``breaker.CircuitBreaker``, every answered request closes it, every
 server-level failure (unreachable, timeout, retryable status) opens it, and a send stops at the first
-such failure instead of retrying: the breaker then decides when to probe again. What could not be
-delivered in time comes back in ``SendReport.pending``.
+such failure instead of retrying: the breaker then decides when to probe again. A configuration
+error counts as such a failure (the breaker's growing probe interval is the retry's backoff). What
+could not be delivered in time comes back in ``SendReport.pending``.
 ``send`` and ``send_encoded`` never raise. Requests go over keep-alive ``http.client`` connections
 (``connections.ConnectionPool``); a forked child makes its own (the parent's are left alone).
 """
@@ -25,6 +34,7 @@ import http.client
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,12 +51,26 @@ from cruxcelery.telemetry.http.chunking import (
 )
 from cruxcelery.telemetry.http.connections import ConnectionPool, RequestTimeout
 from cruxcelery.telemetry.http.retry import Deadline, RetryPolicy, is_retryable_status, parse_retry_after
+from cruxcelery.telemetry.warnlimit import WarningLimiter
 
-__all__ = ["INGEST_PATH", "HttpTransport", "SendReport", "merge_reports"]
+__all__ = [
+    "CONFIG_ERROR_STATUSES",
+    "INGEST_PATH",
+    "SPLIT_STATUSES",
+    "HttpTransport",
+    "SendReport",
+    "display_url",
+    "merge_reports",
+]
 
 INGEST_PATH = "/api/observability/records"
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
 _MIN_REQUEST_TIMEOUT_S = 0.001
+SPLIT_STATUSES: frozenset[int] = frozenset({400, 413})
+"""Statuses refusing a whole body for what may be one record in it: the chunk is split."""
+CONFIG_ERROR_STATUSES: frozenset[int] = frozenset({401, 403, 404})
+"""Statuses meaning the URL or the token is wrong: the records stay pending."""
+CONFIG_WARNING_INTERVAL_S = 60.0
 
 
 @dataclass(slots=True)
@@ -67,7 +91,17 @@ class SendReport:
     not_before: float | None = None
     unreachable: bool = False
     server_failed: bool = False
+    misconfigured: bool = False
     last_error: str | None = None
+
+
+def display_url(url: str) -> str:
+    """``url`` fit for a log line: without user information (a password) nor query string."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.split("?", 1)[0]
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rsplit('@', 1)[-1]}{slash}{path.split('?', 1)[0]}"
 
 
 def merge_reports(reports: list[SendReport]) -> SendReport:
@@ -83,6 +117,7 @@ def merge_reports(reports: list[SendReport]) -> SendReport:
         merged.pending.extend(report.pending)
         merged.unreachable = merged.unreachable or report.unreachable
         merged.server_failed = merged.server_failed or report.server_failed
+        merged.misconfigured = merged.misconfigured or report.misconfigured
         merged.last_error = report.last_error or merged.last_error
         if report.not_before is not None:
             merged.not_before = max(merged.not_before or 0.0, report.not_before)
@@ -97,6 +132,8 @@ class _ChunkOutcome:
     abort_round: bool = False
     retry_after_s: float | None = None
     unreachable: bool = False
+    misconfigured: bool = False
+    split: bool = False  # refused whole (400, 413): send each half again
     error: str | None = None
 
 
@@ -126,6 +163,7 @@ class HttpTransport:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._pool = ConnectionPool(self.url, headers)
+        self._config_warnings = WarningLimiter(CONFIG_WARNING_INTERVAL_S)
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the inherited connections (without closing the parent's)."""
@@ -170,8 +208,8 @@ class HttpTransport:
                 to_send = [record for chunk in chunks for record in chunk]
                 retry_next, retry_after = self._round(chunks, attempt, deadline, stop, report, breaker)
                 to_send = retry_next
-                if not retry_next or (stop is not None and stop.is_set()):
-                    break
+                if not retry_next or report.misconfigured or (stop is not None and stop.is_set()):
+                    break  # a wrong URL or token is not fixed in seconds: the caller retries later
                 if breaker is not None and breaker.is_open:
                     if retry_after is not None:
                         report.not_before = time.monotonic() + retry_after
@@ -204,11 +242,14 @@ class HttpTransport:
         report: SendReport,
         breaker: CircuitBreaker | None = None,
     ) -> tuple[list[EncodedRecord], float | None]:
-        """POST every chunk once. Returns the records to retry and the largest ``Retry-After``."""
+        """POST every chunk once (a chunk refused whole by a 400 or 413: each half, at once, down to
+        single records). Returns the records to retry and the largest ``Retry-After``."""
         retry_next: list[EncodedRecord] = []
         retry_after: float | None = None
         aborted = False
-        for chunk in chunks:
+        waiting = deque(chunks)
+        while waiting:
+            chunk = waiting.popleft()
             timeout = min(self.request_timeout_s, deadline.remaining())
             if aborted or timeout < _MIN_REQUEST_TIMEOUT_S or (stop is not None and stop.is_set()):
                 aborted = True
@@ -224,12 +265,20 @@ class HttpTransport:
             report.server_failed = outcome.abort_round
             if outcome.error is not None:
                 report.last_error = outcome.error
+            if outcome.misconfigured:
+                report.misconfigured = True
+                self._config_warnings.warn(
+                    "misconfigured", "%s: nothing dropped, delivery retried later (check CRUX_DEVTOOLS_URL and "
+                    "CRUX_DEVTOOLS_TOKEN)", outcome.error)
             if breaker is not None:
                 if outcome.abort_round:
                     later = None if outcome.retry_after_s is None else time.monotonic() + outcome.retry_after_s
                     breaker.failure(outcome.error, later)
                 else:
                     breaker.success()
+            if outcome.split:
+                middle = len(chunk) // 2
+                waiting.extendleft((chunk[middle:], chunk[:middle]))
             retry_next.extend(outcome.retry)
             if outcome.retry_after_s is not None:
                 retry_after = max(retry_after or 0.0, outcome.retry_after_s)
@@ -254,6 +303,11 @@ class HttpTransport:
             return _apply_dispositions(chunk, content, retry_after)
         if is_retryable_status(status):
             return _ChunkOutcome(retry=list(chunk), abort_round=True, retry_after_s=retry_after, error=f"HTTP {status}")
+        if status in CONFIG_ERROR_STATUSES:
+            return _ChunkOutcome(retry=list(chunk), abort_round=True, misconfigured=True,
+                                 error=f"HTTP {status} from {display_url(self.url)}: {_snippet(content)}")
+        if status in SPLIT_STATUSES and len(chunk) > 1:
+            return _ChunkOutcome(split=True, error=f"HTTP {status} for {len(chunk)} records: {_snippet(content)}")
         return _ChunkOutcome(
             rejected=len(chunk),
             error=f"HTTP {status}: {len(chunk)} records rejected: {_snippet(content)}",
@@ -262,10 +316,14 @@ class HttpTransport:
 
 def _apply_dispositions(chunk: list[EncodedRecord], content: bytes, retry_after: float | None) -> _ChunkOutcome:
     """Sort a 2xx answer's records into delivered / rejected / to retry. Missing or unreadable
-    dispositions mean accepted."""
+    dispositions mean accepted. Dispositions for another number of records than were sent mean the
+    server read another body (a record's text closed the records array early): as for a 400."""
     outcome = _ChunkOutcome()
-    dispositions = _read_dispositions(content) if b'"rejected"' in content else []
-    if not dispositions:  # nothing rejected (the common case: no need to parse the answer)
+    dispositions = _read_dispositions(content) if b'"dispositions"' in content else None
+    if dispositions is not None and len(dispositions) != len(chunk):
+        error = f"{len(dispositions)} dispositions for {len(chunk)} records: the body was misread"
+        return _ChunkOutcome(split=True, error=error) if len(chunk) > 1 else _ChunkOutcome(rejected=1, error=error)
+    if not dispositions or b'"rejected"' not in content:  # nothing rejected (the common case)
         outcome.delivered = len(chunk)
         return outcome
     verdicts: dict[int, bool] = {}  # index -> retryable, for rejected records only
@@ -300,15 +358,16 @@ def _apply_dispositions(chunk: list[EncodedRecord], content: bytes, retry_after:
     return outcome
 
 
-def _read_dispositions(content: bytes) -> list[Any]:
+def _read_dispositions(content: bytes) -> list[Any] | None:
+    """The answer's ``dispositions`` list, or ``None`` when it has none (or is not JSON)."""
     if not content:
-        return []
+        return None
     try:
         payload = json.loads(content)
     except ValueError:
-        return []
+        return None
     dispositions = payload.get("dispositions") if isinstance(payload, dict) else None
-    return dispositions if isinstance(dispositions, list) else []
+    return dispositions if isinstance(dispositions, list) else None
 
 
 def _snippet(content: bytes, limit: int = 200) -> str:

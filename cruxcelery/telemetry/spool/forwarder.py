@@ -12,10 +12,18 @@ One pass (``run_once``):
 3. The records (sliced out of each entry without parsing) go to ``HttpTransport.send_encoded``:
    chunks of at most 50 records / 1 MiB, per-record dispositions, retries with backoff and
    ``Retry-After``, within ``send_budget_s``; a server-level failure opens the breaker and ends the send.
+   A body devtools refuses whole (400: one record in it is not JSON; 413) is split until the record
+   at fault is alone: only that one is dropped. A wrong URL or token (401, 403, 404) drops nothing:
+   the records stay pending, the breaker opens (probes up to 5 s apart retry them) and the transport
+   logs the URL at most once a minute.
 4. An entry whose records were all accepted or permanently rejected (or oversized) is acknowledged
-   (``XACK``). An entry with records still to deliver stays pending; the records already settled
-   are remembered (by entry id and index) so that retrying never sends them twice. An entry found
-   trimmed while pending is acknowledged and counted as lost.
+   (``XACK``); so is an entry that is not a spool entry. What is dropped is counted (``ForwardStats``)
+   and logged (at most one warning per kind every 30 s). An entry with records still to deliver
+   stays pending; the records already settled are remembered (by entry id and index) so that
+   retrying never sends them twice. An entry found trimmed while pending is acknowledged and
+   counted as lost.
+5. The probe the open breaker allowed a pass is given back however the pass ends (nothing to send,
+   Redis failing): a pass that failed on Redis is retried 0.5 s later, never in a tight loop.
 
 In normal operation every record is delivered once. After a crash, another consumer claims the
 dead one's entries and sends them whole: delivery is at least once (devtools dedupes by recordId).
@@ -58,11 +66,13 @@ from cruxcelery.telemetry.sendqueue import DeliveryCounts
 from cruxcelery.telemetry.spool import group as spoolgroup
 from cruxcelery.telemetry.spool.group import DEFAULT_GROUP, Entry
 from cruxcelery.telemetry.spool.stream import decode_entry
+from cruxcelery.telemetry.warnlimit import WarningLimiter
 
 __all__ = ["ForwardStats", "Forwarder", "RecordSender"]
 
 _log = logging.getLogger("cruxcelery.telemetry")
 STANDBY_CHECK_S = 2.0
+PROBE_BUSY_WAIT_S = 0.1
 
 
 @dataclass(slots=True)
@@ -145,6 +155,7 @@ class Forwarder:
         self._last_id = b"$"
         self._standby_until = 0.0  # monotonic: until then, a direct reader was seen delivering
         self._pool: ThreadPoolExecutor | None = None  # made lazily: threads do not survive a fork
+        self._warnings = WarningLimiter()
         self.stats = ForwardStats()
 
     def after_fork(self) -> None:
@@ -181,10 +192,8 @@ class Forwarder:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if result.skipped:  # devtools down: wait for the next probe
-                wait = max(0.0, self.breaker.probe_at() - time.monotonic())
-                if self._batch.stopping.wait(min(left, max(0.01, wait))):
-                    return False
+            if result.skipped and self._batch.stopping.wait(min(left, self._probe_wait())):
+                return False  # devtools down: waited for the next probe, and was stopped
 
     def run_once(self, budget_s: float | None = None) -> PassResult:
         """One pass: read, send, acknowledge. Never raises."""
@@ -209,10 +218,16 @@ class Forwarder:
         if self._batch.stopping.is_set():
             return 0.0
         if result.skipped:
-            return min(max(0.01, self.breaker.probe_at() - time.monotonic()), self.block_s)
+            return min(self._probe_wait(), self.block_s)
         if result.idle and not self._own_pending:
             return self._block_for_new()
         return 0.0 if result.entries else 0.5  # no entries: Redis trouble, do not spin
+
+    def _probe_wait(self) -> float:
+        """How long to wait, the breaker open, before the next pass: until its probe is due, or (due
+        already, but another sender sharing the breaker is making it) ``PROBE_BUSY_WAIT_S``."""
+        wait = self.breaker.probe_at() - time.monotonic()
+        return wait if wait > 0 else PROBE_BUSY_WAIT_S
 
     def _standing_by(self) -> bool:
         """True while a direct reader holds ``standby_key`` (checked every ``STANDBY_CHECK_S``)."""
@@ -247,14 +262,16 @@ class Forwarder:
         self.stats.passes += 1
         if not self._batch.admit():
             return PassResult(skipped=True)
-        if not self._group_ready:
-            spoolgroup.ensure_group(self.client, self.key, self.group)
-            self._group_ready = True
-        entries = self._collect()
-        if not entries:
+        try:
+            if not self._group_ready:
+                spoolgroup.ensure_group(self.client, self.key, self.group)
+                self._group_ready = True
+            entries = self._collect()
+            return self._send(entries, budget_s) if entries else PassResult()
+        finally:
+            # The probe this pass may have been allowed is owed back unless a request settled it
+            # (nothing to send, or Redis failed): else the breaker would never allow another.
             self.breaker.release_probe()
-            return PassResult()
-        return self._send(entries, budget_s)
 
     def _collect(self) -> list[Entry]:
         room = self.batch_entries
@@ -315,13 +332,12 @@ class Forwarder:
                 owners.append((entry.id, index))
                 records.append(record)
         report = self._deliver(records, Deadline(budget_s))
-        if not report.requests:
-            self.breaker.release_probe()
         stats = self.stats
         stats.add(report)
         stats.malformed += malformed
         if report.last_error is not None:
             stats.last_error = report.last_error
+        self._warn(report, malformed)
         unsettled: dict[bytes, set[int]] = {}
         for record in report.pending:
             entry_id, index = owners[record.seq]
@@ -346,6 +362,17 @@ class Forwarder:
             pending_records=len(report.pending), idle=False,
         )
 
+    def _warn(self, report: SendReport, malformed: int) -> None:
+        """What this pass dropped, at most one warning per kind every 30 s (a wrong URL or token is
+        logged by the transport, once a minute)."""
+        if report.rejected:
+            self._warnings.warn("rejected", "forwarder dropped %d records devtools refused (%s)", report.rejected,
+                                report.last_error)
+        if report.oversized:
+            self._warnings.warn("oversized", "forwarder dropped %d records over 1 MiB", report.oversized)
+        if malformed:
+            self._warnings.warn("malformed", "forwarder dropped %d spool entries that are not spool entries",
+                                malformed)
 
     def _deliver(self, records: list[EncodedRecord], deadline: Deadline) -> SendReport:
         """Send with ``concurrency`` requests in flight (the records split in contiguous runs of
