@@ -207,3 +207,35 @@ def run_parked_child(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -
     test releases it (``tests.parking``) when it wants the child to run."""
     return scope.step("child", lambda: ctx.crux.run_action("parked child", leaf, {"topic": "legit"},
                                                            queue=args.label))
+
+
+@crux.action(name="t.counted", observability_name="counted", args=Topic)
+def counted(ctx: ActionContext, args: Topic) -> dict[str, Any]:
+    """Counts its runs under ``args.topic``."""
+    return {"topic": args.topic, "runs": bump(args.topic, "counted")}
+
+
+parked_counted = crux.flow("t-parked-counted", args=Plain)
+
+
+@parked_counted.handler
+def run_parked_counted(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    """Like ``parked_child``, with a child that counts its runs under the flow's id."""
+    return scope.step("child", lambda: ctx.crux.run_action("counted child", counted, {"topic": scope.flow_id},
+                                                           queue=args.label))
+
+
+@crux.app.task(name="t.plain_counted")
+def plain_counted(key: str) -> int:
+    """A plain Celery task that counts its runs under ``key``."""
+    return bump(key, "plain")
+
+
+parked_plain = crux.flow("t-parked-plain", args=Plain)
+
+
+@parked_plain.handler
+def run_parked_plain(scope: FlowScope[Plain], args: Plain, ctx: ActionContext) -> Any:
+    """Its durable child is a plain Celery task, parked like ``parked_child``'s."""
+    return scope.step("child", lambda: ctx.crux.run_action("plain counted", plain_counted, {"key": scope.flow_id},
+                                                           queue=args.label))

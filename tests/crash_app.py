@@ -74,3 +74,26 @@ def later_target(ctx: ActionContext, args: LaterArgs) -> float:
 def schedule_later(ctx: ActionContext, args: LaterArgs) -> dict[str, Any]:
     result = ctx.crux.scheduler.run_after("much later", args.delay_s, later_target, args)
     return {"taskId": result.id, "scheduledAt": time.time()}
+
+
+class ChildArgs(BaseModel):
+    key: str
+    sleep_s: float
+
+
+@crux.action(name="c.slow_child", observability_name="slow child", args=ChildArgs)
+def slow_child(ctx: ActionContext, args: ChildArgs) -> dict[str, int]:
+    """Counts its runs under ``args.key``; the first one sleeps (a worker may be killed in there)."""
+    runs = counters.bump(args.key, "child")
+    if runs == 1:
+        time.sleep(args.sleep_s)
+    return {"runs": runs}
+
+
+with_child = crux.flow("c-with-child", args=CrashArgs)
+
+
+@with_child.handler
+def run_with_child(scope: FlowScope[CrashArgs], args: CrashArgs, ctx: ActionContext) -> Any:
+    return scope.step("child", lambda: ctx.crux.run_action("slow child", slow_child,
+                                                           {"key": scope.flow_id, "sleep_s": args.sleep_s}))

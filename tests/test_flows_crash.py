@@ -21,8 +21,15 @@ def crash_app():
     return crash_app
 
 
-def _worker(tmp_path, crash_app):
-    return subprocess_worker(tmp_path, app="tests.crash_app", queue=crash_app.QUEUE, concurrency=1)
+def _worker(tmp_path, crash_app, concurrency=1):
+    return subprocess_worker(tmp_path, app="tests.crash_app", queue=crash_app.QUEUE, concurrency=concurrency)
+
+
+def _wait_count(crash_app, key, what, n, worker, timeout_s=20.0):
+    deadline = time.monotonic() + timeout_s
+    while crash_app.counters.count(key, what) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert crash_app.counters.count(key, what) == n, worker.log()[-3000:]
 
 
 def _wait(crash_app, flow_id, status, worker, timeout_s=15.0):
@@ -78,3 +85,34 @@ def test_a_run_after_longer_than_the_visibility_timeout_arrives_once_on_time(tmp
         assert crash_app.counters.count("later-1", "later") == 1, worker.log()[-3000:]
     assert 6.5 <= ran_at - scheduled["scheduledAt"] <= 12
     assert not list(crash_app.counters.redis.scan_iter("crux-c:deferred:*")), "published, then forgotten"
+
+
+def test_a_durable_child_delivered_again_while_it_runs_runs_once(tmp_path, crash_app):
+    flow_id = crash_app.with_child.start({"sleep_s": 4})
+    with _worker(tmp_path, crash_app, concurrency=2) as worker:
+        _wait_count(crash_app, flow_id, "child", 1, worker)
+        task_id = crash_app.with_child.snapshot(flow_id).child_tasks["child.1"]
+        message = crash_app.crux.flows.store.claims.all()[task_id]["message"]
+        crash_app.app.send_task(message["name"], args=message["args"], kwargs=message["kwargs"], task_id=task_id,
+                                headers={"crux": message["envelope"]}, queue=crash_app.QUEUE)
+
+        result = crash_app.with_child.result(flow_id, timeout_s=30)
+        time.sleep(1)  # a duplicate that ran would have counted by now
+
+    assert result.output == {"runs": 1}, worker.log()[-3000:]
+    assert crash_app.counters.count(flow_id, "child") == 1
+
+
+def test_a_durable_child_whose_worker_was_killed_never_runs_again_once_its_outcome_is_stored(tmp_path, crash_app):
+    """The sweeper re-publishes the killed worker's child; kombu restores the original message
+    after the visibility timeout, when the child's outcome is stored: it does not run."""
+    flow_id = crash_app.with_child.start({"sleep_s": 60})
+    with _worker(tmp_path, crash_app) as worker:
+        _wait_count(crash_app, flow_id, "child", 1, worker)
+        worker.kill()
+    with _worker(tmp_path, crash_app) as worker:
+        result = crash_app.with_child.result(flow_id, timeout_s=60)
+        time.sleep(crash_app.VISIBILITY_S + 6)  # kombu restored the killed worker's message by now
+
+        assert result.output == {"runs": 2}, worker.log()[-3000:]
+        assert crash_app.counters.count(flow_id, "child") == 2, worker.log()[-3000:]

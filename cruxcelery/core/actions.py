@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
+from celery.exceptions import Ignore
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from cruxcelery.core import args as action_args
@@ -71,6 +72,8 @@ class CruxTask(Task[Any, Any]):
     def run(self, *args: Any, **kwargs: Any) -> Any:
         runtime = self.crux_runtime
         request = self.request
+        if execution.is_refused(getattr(request, "id", None)):  # a duplicate delivery: acknowledged, not run
+            raise Ignore()
         hard_limit = (getattr(request, "timelimit", None) or (None, None))[0] or self.time_limit
         try:
             ex = execution.open_execution(

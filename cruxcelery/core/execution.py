@@ -146,6 +146,7 @@ def take_settled(task_id: str) -> Settled | None:
 class _Frames(threading.local):
     def __init__(self) -> None:
         self.stack: list[tuple[str, list[Callable[[], None]]]] = []
+        self.refused: set[str] = set()
 
 
 _frames = _Frames()
@@ -161,6 +162,16 @@ def is_open(task_id: str) -> bool:
     return any(frame_id == task_id for frame_id, _ in _frames.stack)
 
 
+def refuse(task_id: str) -> None:
+    """Called by ``task_prerun`` when an extension refused this execution (``admits``)."""
+    _frames.refused.add(task_id)
+
+
+def is_refused(task_id: str | None) -> bool:
+    """Whether this thread's execution of ``task_id`` was refused: a crux action skips its body."""
+    return task_id is not None and task_id in _frames.refused and is_open(task_id)
+
+
 def exit_frame(task_id: str) -> None:
     """Called by ``task_postrun``: run the deferred resets of this task (and of any frame left
     open above it by an execution that never reached its postrun)."""
@@ -169,6 +180,7 @@ def exit_frame(task_id: str) -> None:
         return
     while stack:
         frame_id, resets = stack.pop()
+        _frames.refused.discard(frame_id)
         if frame_id != task_id:  # never reached its postrun: what it settled goes with it
             _settled.by_task.pop(frame_id, None)
         for reset in reversed(resets):

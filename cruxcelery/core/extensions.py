@@ -10,7 +10,7 @@ extension in order; a failing extension is logged and never raised into Celery (
 | --- | --- | --- |
 | ``on_received(execution)`` | a worker reserved a message of the app (``task_received``) | the worker's main process |
 | ``on_process_init(worker)`` | a process that executes tasks starts | that process |
-| ``on_execution_open(execution)`` | a task of the app starts executing (``task_prerun``) | the process running it |
+| ``on_execution_open(execution)`` | an admitted task of the app starts (``task_prerun``) | the process running it |
 | ``on_execution_close(execution, outcome)`` | it ended, with its one ``Outcome`` | where the end was decided |
 | ``on_worker_ready(worker)`` | a worker's consumer is ready | the worker's main process |
 | ``on_worker_shutdown(worker)`` | a worker or one of its pool processes shuts down | that process |
@@ -19,6 +19,14 @@ extension in order; a failing extension is logged and never raised into Celery (
 ``on_execution_close`` hears the outcomes the worker's main process decides too (a revoke, a hard
 time limit, a pool process lost for good: never an ``ok``), and ``outcome.terminal`` tells a retry
 (or a pool process going away mid-task, whose message runs again) from the final end.
+
+One question is asked of every extension, before a task of the app runs (in the process about to
+run it, before ``on_execution_open``): ``admits(execution)``. Every extension must admit it; one
+that fails while asked is logged and counts as admitting (at least once). ``False`` refuses the
+execution (flows: a duplicate delivery of a durable child whose outcome is stored, or which a live
+execution runs now): a crux action raises ``Ignore`` before its body, so the message is
+acknowledged and nothing is recorded nor stored; a plain Celery task's body cannot be stopped from
+outside it and runs untraced. Either way the extensions hear neither its open nor its close.
 
 Contributions (asked in order, the first answer wins; errors propagate to the caller):
 
@@ -117,6 +125,9 @@ class Extension:
     def on_worker_shutdown(self, worker: Worker) -> None:
         return None
 
+    def admits(self, execution: Execution) -> bool:
+        return True
+
     def route_child(self, ctx: ActiveContext, call: ChildCall) -> AsyncResult[Any] | None:
         return None
 
@@ -164,6 +175,16 @@ class Extensions:
     def worker_shutdown(self, worker: Worker) -> None:
         # in reverse, like middleware unwinding: the last registered stops first
         self._dispatch("on_worker_shutdown", worker, reverse=True)
+
+    def admits(self, execution: Execution) -> bool:
+        for extension in self._items:
+            try:
+                if not extension.admits(execution):
+                    return False
+            except Exception:
+                log.warning("cruxcelery: extension %s failed in admits; the execution runs", extension.name,
+                            exc_info=True)
+        return True
 
     def route_child(self, ctx: ActiveContext, call: ChildCall) -> AsyncResult[Any] | None:
         for extension in self._items:

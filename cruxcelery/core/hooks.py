@@ -220,8 +220,9 @@ _open = _OpenExecutions()
 
 @_guarded
 def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, **_: Any) -> None:
-    """Open a frame for the task and its execution for the extensions; restore the context of a
-    plain (non-crux) task that carries one and acknowledge its boundary."""
+    """Open a frame for the task and, once every extension admits it, its execution for the
+    extensions; restore the context of a plain (non-crux) task that carries one and acknowledge
+    its boundary."""
     if task_id is None:
         return
     execution.enter_frame(task_id)
@@ -231,6 +232,12 @@ def on_prerun(sender: Any = None, task_id: str | None = None, task: Any = None, 
     request = task.request
     envelope = execution.read_envelope(runtime, request, task_id, str(task.name))
     opened = _Open(runtime, Execution(task, task_id, str(task.name), request, envelope), None)
+    if not runtime.extensions.admits(opened.execution):
+        execution.refuse(task_id)  # a crux action skips its body; the extensions hear nothing of it
+        if not isinstance(task, CruxTask):
+            log.warning("cruxcelery: task %s[%s] was refused (a duplicate delivery), but a plain Celery task's "
+                        "body cannot be skipped: it runs, untraced", task.name, task_id)
+        return
     _open.by_task[task_id] = opened
     if not isinstance(task, CruxTask) and envelope is not None and envelope.kind == "continuation":
         segment = Segment(runtime.recorder, RunRef(envelope.operation_id, envelope.run_id, envelope.trace_id))

@@ -1,7 +1,7 @@
 """Flows as one runtime extension: calls inside a step become durable children (``route_child``),
-durable children report their final outcome, delays longer than one countdown hop go to the flow
-timers (``deferred_publisher``), and every worker runs the sweeper that recovers flows and fires
-timers."""
+durable children run once (``admits``) and report their final outcome, delays longer than one
+countdown hop go to the flow timers (``deferred_publisher``), and every worker runs the sweeper
+that recovers flows and fires timers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import cruxcelery.flows.routing as routing
 from cruxcelery.core.envelope import HEADER
 from cruxcelery.core.extensions import ChildCall, DeferredPublisher, Execution, Extension, Worker
 from cruxcelery.core.outcomes import Outcome
+from cruxcelery.flows.child_runs import ChildRuns
 from cruxcelery.flows.handle import FLOW_TASK_PREFIX
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class FlowsExtension(Extension):
 
     def __init__(self, flows: FlowRuntime) -> None:
         self.flows = flows
+        self.child_runs = ChildRuns(flows)
 
     def on_received(self, execution: Execution) -> None:
         """A worker reserved a flow task or a durable child: claim it for this worker, so the
@@ -43,13 +45,29 @@ class FlowsExtension(Extension):
         }
         self.flows.store.claims.claim(execution.task_id, self.flows.sweeper.worker_id, message)
 
+    def admits(self, execution: Execution) -> bool:
+        """A durable child runs once: not after its outcome is stored, nor while a live execution
+        runs it (``child_runs``)."""
+        envelope = execution.envelope
+        if execution.task_id is None or envelope is None or envelope.flow_id is None or envelope.flow_step is None:
+            return True
+        attempt = int(getattr(execution.request, "retries", 0) or 0)
+        return self.child_runs.admit(envelope.flow_id, envelope.flow_step, execution.task_id, attempt)
+
     def on_execution_close(self, execution: Execution, outcome: Outcome) -> None:
         """A durable step's child ended for good (in whichever worker ran it, or decided by its
-        worker's main process): store its outcome once and resume the flow. A retry, a
-        replacement or a process going away mid-task reports nothing yet and keeps its claim (the
-        retry's message claims the same task id)."""
-        if not outcome.terminal:
-            return
+        worker's main process): store its outcome once and resume the flow, then let go of it (a
+        duplicate delivery finds the outcome). A retry, a replacement or a process going away
+        mid-task reports nothing yet and keeps its claim (the retry's message claims the same task
+        id)."""
+        try:
+            if outcome.terminal:
+                self._report(execution, outcome)
+        finally:
+            if execution.task_id is not None:
+                self.child_runs.end(execution.task_id)
+
+    def _report(self, execution: Execution, outcome: Outcome) -> None:
         if execution.task_id is not None and _must_not_be_lost(execution):
             self.flows.store.claims.unclaim(execution.task_id)
         envelope = execution.envelope

@@ -117,6 +117,10 @@ class FlowScope(Generic[A]):
                  policy: Retry, after_child_failure: bool, *, fallback: bool = False) -> Any:
         """One attempt in its own ``flow.step`` span; returns the JSON output or raises."""
         run = self._run
+        if pending is None and child_key(label, attempt, fallback) in run.snap.child_tasks:
+            # the attempt published its child, which may have ended before ``waiting`` was saved (a
+            # crash between the two): its stored outcome is the attempt's, the child never runs again
+            pending = run.store.children.get(self.flow_id, child_key(label, attempt, fallback))
         delay = policy.delay_before(attempt) if attempt > 1 else 0.0
         if delay and pending is None and not after_child_failure:
             time.sleep(delay)  # in-process retries wait here; durable children wait in the broker
@@ -135,7 +139,7 @@ class FlowScope(Generic[A]):
             key = child_key(label, attempt, fallback)
             # the child's id is recorded before it is published (only that task reports into the
             # step); a re-run of the attempt (a crash before ``waiting`` was saved) publishes the
-            # same task again
+            # same task again, which runs once (``child_runs``)
             task_id = run.snap.child_tasks.get(key) or str(opts.get("task_id") or uuid.uuid4())
             opts["task_id"] = task_id
             if run.snap.child_tasks.get(key) != task_id:

@@ -36,11 +36,18 @@ from cruxcelery.flows.status import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime
+    from cruxcelery.settings import CruxSettings
 
 log = logging.getLogger("cruxcelery.flows")
 WORKER_TIMEOUT_S = 10.0  # at most: a worker silent longer is dead and its claims are re-published
 OUTBOX_GRACE_MS = 2_000  # an outbox entry older than this was not published by its writer
 RECOVER_AFTER = 4  # a recovered flow is not recovered again for this many lease periods
+
+
+def worker_timeout_s(settings: CruxSettings) -> float:
+    """A worker silent (no heartbeat) this long is dead: the flow lease or 10 s, whichever is
+    shorter, and never under three sweeps."""
+    return max(3 * settings.sweep_interval_s, min(WORKER_TIMEOUT_S, settings.flow_lease_s))
 
 
 class Sweeper:
@@ -107,9 +114,8 @@ class Sweeper:
         claims = store.claims.all()
         if not claims:
             return 0
-        settings = self._flows.crux.settings
-        timeout_s = max(3 * settings.sweep_interval_s, min(WORKER_TIMEOUT_S, settings.flow_lease_s))
-        alive = store.workers.live(clock.now_ms() - int(timeout_s * 1000)) | {self.worker_id}
+        alive = store.workers.live(clock.now_ms() - int(worker_timeout_s(self._flows.crux.settings) * 1000))
+        alive.add(self.worker_id)
         republished = 0
         for task_id, claim in claims.items():
             if claim.get("worker") in alive:

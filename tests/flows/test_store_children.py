@@ -30,3 +30,30 @@ def test_child_results_live_in_one_hash_per_flow_and_must_be_json(store: RedisFl
     assert store.redis.hlen(store.keys.children("f1")) == 2
     with pytest.raises(FlowError):
         store.children.put("f1", "other", {"value": object()})
+
+
+def test_a_child_starts_once_while_it_runs_and_never_after_its_outcome_is_stored(store: RedisFlowStore) -> None:
+    assert store.children.start("f1", "step.1", "first", 10_000) == ("ok", "")
+    assert store.children.start("f1", "step.1", "second", 10_000) == ("held", "first")
+
+    store.children.put("f1", "step.1", {"ok": True})
+
+    assert store.children.start("f1", "step.1", "third", 10_000, replacing="first") == ("done", "")
+
+
+def test_a_child_run_is_taken_over_only_from_the_holder_named(store: RedisFlowStore) -> None:
+    store.children.start("f1", "step.1", "dead", 10_000)
+
+    assert store.children.start("f1", "step.1", "next", 10_000, replacing="someone else") == ("held", "dead")
+    assert store.children.start("f1", "step.1", "next", 10_000, replacing="dead") == ("ok", "")
+    assert store.children.renew("f1", "step.1", "dead", 10_000) is False
+
+
+def test_a_child_run_is_forgotten_only_by_its_holder(store: RedisFlowStore) -> None:
+    store.children.start("f1", "step.1", "holder", 10_000)
+
+    store.children.end("f1", "step.1", "another")
+    assert store.children.start("f1", "step.1", "another", 10_000) == ("held", "holder")
+
+    store.children.end("f1", "step.1", "holder")
+    assert store.children.start("f1", "step.1", "another", 10_000) == ("ok", "")

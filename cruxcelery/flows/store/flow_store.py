@@ -7,7 +7,7 @@ builds it. Callers reach an operation through its part, ``store.<part>.<op>(...)
 - ``snapshots`` (``snapshots.Snapshots``): the snapshot, its indexes and idempotency key
 - ``listing`` (``listing.Listing``): pages of flows read from those indexes
 - ``signals`` (``signals.Signals``): buffered signals and what each wait took
-- ``children`` (``children.ChildResults``): the outcomes of durable children
+- ``children`` (``children.ChildResults``): the outcomes of durable children and who runs them
 - ``leases`` (``leases.Leases``): execution leases, the wake flag, the lease index
 - ``timers`` (``timers.Timers``): timeouts, re-checks and delayed wake-ups
 - ``deferred`` (``timers.Deferred``): a deferred publish's message while its timer waits
@@ -69,7 +69,7 @@ class RedisFlowStore:
         self.snapshots: Final = Snapshots(client, k, scripts, idempotency_ttl_ms=idempotency_ttl_ms)
         self.listing: Final = Listing(client, k, self.snapshots)
         self.signals: Final = Signals(client, k, scripts, ttl_ms=signal_ttl_ms)
-        self.children: Final = ChildResults(client, k)
+        self.children: Final = ChildResults(client, k, scripts)
         self.leases: Final = Leases(client, k, scripts, wake_ttl_ms=wake_ttl_ms)
         self.timers: Final = Timers(client, k, scripts)
         self.deferred: Final = Deferred(client, k)

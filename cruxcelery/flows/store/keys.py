@@ -19,6 +19,7 @@ one flow touches one slot. Global structures (indexes, timers, idempotency keys)
 | ``lease(id)`` | ``{p}:{id}:lease`` | string: the execution holder's token (PX) |
 | ``wake(id)`` | ``{p}:{id}:wake`` | string flag: a resume was requested while the lease was held |
 | ``children(id)`` | ``{p}:{id}:children`` | hash: durable step attempt -> its child's outcome JSON |
+| ``child_run(id, step)`` | ``{p}:{id}:child-run:{step}`` | string: the execution running that attempt's child (PX) |
 | ``flow_timers(id)`` | ``{p}:{id}:timers`` | set: the flow's members of ``timers()`` |
 | ``status_index(status)`` | ``{p}:flows:status:{status}`` | sorted set: flow id -> when its status last changed |
 | ``name_index(name)`` | ``{p}:flows:name:{name}`` | sorted set, same |
@@ -144,6 +145,9 @@ class FlowKeys:
 
     def children(self, flow_id: str) -> str:
         return f"{self._tag(flow_id)}:children"
+
+    def child_run(self, flow_id: str, step_key: str) -> str:
+        return f"{self._tag(flow_id)}:child-run:{validate_step_id(step_key)}"
 
     def flow_timers(self, flow_id: str) -> str:
         return f"{self._tag(flow_id)}:timers"

@@ -102,6 +102,11 @@ class Workers:
         self._redis.zremrangebyscore(self._keys.workers(), "-inf", since_ms - 86_400_000)
         return {text(w) for w in self._redis.zrangebyscore(self._keys.workers(), since_ms, "+inf")}
 
+    def alive(self, worker_id: str, since_ms: int) -> bool:
+        """Whether ``worker_id`` heartbeat since ``since_ms``."""
+        beat = self._redis.zscore(self._keys.workers(), worker_id)
+        return beat is not None and float(beat) >= since_ms
+
     def take_sweeper_lock(self, token: str, ttl_ms: int) -> bool:
         """Take the sweeper lock, or extend it if ``token`` holds it."""
         return bool(self._scripts.sweeper_lock(keys=[self._keys.sweeper_lock()], args=[token, ttl_ms]))

@@ -69,6 +69,26 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 0
 """
 
+# Start running a durable child unless its outcome is stored or another execution runs it: the
+# outcome check and the take are one step, so an execution that stores the outcome then lets go
+# never admits a duplicate between the two. A holder the caller found dead (``ARGV[4]``) is replaced.
+# KEYS: 1 children hash, 2 the child's run key. ARGV: 1 step field, 2 holder, 3 ttl ms,
+#       4 the holder to replace ('' for none).
+# Returns {'done', ''} | {'held', current holder} | {'ok', ''}
+START_CHILD = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'done', ''} end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[4] then return {'held', holder} end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return {'ok', ''}
+"""
+
+# KEYS: 1 key. ARGV: 1 value. Delete the key if it holds the value; returns 1 if deleted.
+DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # Claim a due timer: push its score CLAIM into the future so no other sweeper takes it; the
 # claimer removes it once it fired (a claimer that dies leaves it to fire again).
 # KEYS: 1 timers. ARGV: 1 member, 2 now ms, 3 claim ms. Returns 1 if claimed.
@@ -129,6 +149,8 @@ class FlowScripts:
     take_signal: Script
     push_signal: Script
     sweeper_lock: Script
+    start_child: Script
+    delete_if: Script
 
     @classmethod
     def register(cls, client: redis.Redis) -> FlowScripts:
@@ -142,4 +164,6 @@ class FlowScripts:
             take_signal=client.register_script(TAKE_SIGNAL),
             push_signal=client.register_script(PUSH_SIGNAL),
             sweeper_lock=client.register_script(SWEEPER_LOCK),
+            start_child=client.register_script(START_CHILD),
+            delete_if=client.register_script(DELETE_IF),
         )
