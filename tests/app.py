@@ -273,3 +273,43 @@ def leaks_its_key(ctx: ActionContext, args: ApiKey) -> None:
     raise PermissionError(f"401 for url: https://api.example/v1?key={quote(key)} (key {key!r}, "
                           f"basic {encoded}, plain {key})")
 
+
+
+class ApiKeyIn(BaseModel):
+    key: SecretStr
+    shape: str
+
+
+class _AuthFailed(Exception):
+    """A client library's error whose message ``__str__`` builds from an attribute, not ``args``."""
+
+    def __init__(self, url: str = "") -> None:  # pickles (with its attributes), as Celery needs
+        super().__init__()
+        self.url = url
+
+    def __str__(self) -> str:
+        return f"401 for url: {self.url}"
+
+
+@crux.action(name="t.leaks_its_key_elsewhere", observability_name="leaks its key elsewhere", args=ApiKeyIn)
+def leaks_its_key_elsewhere(ctx: ActionContext, args: ApiKeyIn) -> None:
+    """Fails with the key where redacting the message's ``args`` does not reach: a pydantic
+    ``ValidationError`` (``input_value=...``), an attribute ``__str__`` reads, a dict in ``args``."""
+    key = args.key.get_secret_value()
+    if args.shape == "validation":
+        class Port(BaseModel):
+            port: int
+
+        Port(port=key)  # type: ignore[arg-type]
+    if args.shape == "attribute":
+        raise _AuthFailed(f"https://api.example/v1?key={key}")
+    raise LookupError({"401 for url": "https://api.example/v1", "key": key})
+
+
+@crux.action(name="t.retries_a_leaky_call", observability_name="retries a leaky call", args=ApiKeyIn,
+             autoretry_for=(_AuthFailed,), max_retries=1, retry_kwargs={"countdown": 0.05})
+def retries_a_leaky_call(ctx: ActionContext, args: ApiKeyIn) -> dict[str, Any]:
+    """Fails once with an error whose text shows the key; ``autoretry_for`` retries it."""
+    if ctx.request.retries == 0:
+        raise _AuthFailed(f"https://api.example/v1?key={args.key.get_secret_value()}")
+    return {"attempts": ctx.request.retries + 1}

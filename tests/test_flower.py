@@ -6,22 +6,16 @@ in any field while the worker received the real one."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.workers import ROOT, subprocess_worker
+from tests.flower_server import flower_server, get_json
+from tests.workers import subprocess_worker
 
 REDIS = "redis://127.0.0.1:6379/5"
 SECRET = "sk-live-Flower-Secret-4711"
@@ -29,51 +23,6 @@ TOKEN = "tok-session-Flower-0815"
 FLOW_SECRETS = ("sk-flow-secret-000", "tok-flow-000")
 
 pytest.importorskip("flower")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read().decode())
-
-
-@contextmanager
-def _flower(tmp_path: Path, queue: str) -> Iterator[str]:
-    port = _free_port()
-    log_path = tmp_path / "flower.log"
-    env = {**os.environ, "FLOWER_UNAUTHENTICATED_API": "true", "PYTHONPATH": str(ROOT),
-           "CRUX_TEST_QUEUE": queue}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.flower_app", "flower", f"--port={port}",
-             "--address=127.0.0.1"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(f"{base}/api/tasks")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    text = log_path.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"flower did not start:\n{text}") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def _poll(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: float, what: str) -> Any:
@@ -94,11 +43,11 @@ def test_flower_shows_readable_names_failures_and_no_secrets(tmp_path: Path) -> 
     from tests import flower_app
 
     with subprocess_worker(tmp_path, app="tests.flower_app", extra_args=("-E",)) as worker, \
-            _flower(tmp_path, worker.queue) as base:
+            flower_server(tmp_path, "tests.flower_app", worker.queue) as base:
         flower_app.app.conf.task_default_queue = worker.queue
 
         def tasks() -> dict[str, Any]:
-            return _get(f"{base}/api/tasks")  # type: ignore[no-any-return]
+            return get_json(f"{base}/api/tasks")  # type: ignore[no-any-return]
 
         # Flower subscribes to events in the background: publish until it sees one
         deadline = time.monotonic() + 30

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery.cli.common import FINDING, OK, USAGE, CliError, add_app_argument, load_crux, run
+from cruxcelery.flows.codec import MAX_DEPTH
 from cruxcelery.flows.status import FLOW_STATUSES, TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -187,6 +188,9 @@ def _signal(options: argparse.Namespace) -> int:
             raise CliError(f"PAYLOAD_JSON is not JSON ({exc}): {raw[:80]!r}. Quote it for the shell, e.g. "
                            f"cruxcelery flows signal {options.flow_id} {options.name} '{{\"approved\": true}}'",
                            USAGE) from None
+        except RecursionError:  # the decoder recurses once per level: a deep document exhausts the stack
+            raise CliError(f"PAYLOAD_JSON nests too deeply to read ({raw[:40]!r}...); a flow keeps values "
+                           f"at most {MAX_DEPTH} levels deep. Send a flatter payload.", USAGE) from None
     _flows(options).signal(options.flow_id, options.name, payload, options.signal_id)
     print(f"signal {options.name!r} stored for flow {options.flow_id}; its resume is published")
     return OK

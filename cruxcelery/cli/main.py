@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+
+SIGPIPE_EXIT = 141
+"""The exit code when the reader of stdout went away (``cruxcelery flows list | head``): a shell's
+128 + SIGPIPE, what a command killed by the signal reports."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. When the reader of stdout goes away, stop quietly (no traceback)."""
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # here, not at exit: a closed pipe fails now, where it is caught
+    except BrokenPipeError:
+        _silence_stdout()
+        return SIGPIPE_EXIT
+    return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):  # stdout may have no file descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _dispatch(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="cruxcelery", description="Durable, observable Celery tasks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)

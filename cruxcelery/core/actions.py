@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, TaskPredicate, TimeLimitExceeded
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from cruxcelery.core import args as action_args
@@ -94,16 +94,32 @@ class CruxTask(Task[Any, Any]):
                 try:
                     result = self._call(args, kwargs, found, secrets_scope)
                 except BaseException as exc:
-                    _safely(redaction.redact_exception, exc)  # what Celery stores, emits and logs of it
+                    failure = shown_failure(self, exc)  # what Celery stores, emits and logs of it
                     _settle(task_id, ex, found, exc)
-                    raise
+                    if failure is exc:
+                        raise
                 else:
                     _settle(task_id, ex, found, None, result)
                     return result
                 finally:
                     runtime.flush()
+            raise failure  # a stand-in, raised outside the handler: the original is not its context
         finally:
             execution.defer_or_run(task_id, reset)
+
+
+def shown_failure(task: Task[Any, Any], exc: BaseException) -> BaseException:
+    """``exc`` redacted in place (its chain too), or the ``RedactedError`` standing in for it when
+    its text still shows a secret. The original stays when Celery or the task acts on its type:
+    ``Retry``, ``Reject``, ``Ignore``, time limits, ``autoretry_for`` and ``throws``."""
+    try:
+        shown = redaction.redact_exception(exc)
+    except Exception:  # telemetry never breaks user code
+        log.warning("cruxcelery: could not redact a task's exception", exc_info=True)
+        return exc
+    kept = (TaskPredicate, SoftTimeLimitExceeded, TimeLimitExceeded,
+            *(getattr(task, "autoretry_for", None) or ()), *(getattr(task, "throws", None) or ()))
+    return exc if isinstance(exc, kept) or not isinstance(exc, Exception) else shown
 
 
 def flower_options(value: Any, options: dict[str, Any]) -> dict[str, Any]:

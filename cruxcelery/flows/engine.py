@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from cruxcelery.core import flushing
-from cruxcelery.core.actions import action_context
+from cruxcelery.core.actions import action_context, secret_values
 from cruxcelery.core.context import ActiveContext, activate
 from cruxcelery.flows.codec import lossless
 from cruxcelery.flows.errors import (
@@ -26,7 +27,7 @@ from cruxcelery.flows.routing import OutsideStep, routing
 from cruxcelery.flows.run import FlowRun
 from cruxcelery.flows.scope import FlowScope
 from cruxcelery.flows.snapshot import ErrorInfo, FlowSnapshot
-from cruxcelery.telemetry import evidence, ids, otel
+from cruxcelery.telemetry import evidence, ids, otel, redaction
 from cruxcelery.telemetry.spans import CruxSpan, RunRef, Segment, SpanRef, new_root_segment
 
 if TYPE_CHECKING:
@@ -168,11 +169,13 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
     ctx = ActiveContext(flows.crux, segment, span.ref, snap.name, run_started, span=span, owner=True,
                         flow_id=snap.flow_id)
     run = FlowRun(guarded(flows.store), snap, segment, span, ctx, flows.timers, handle.signals)
+    secrets_scope = ExitStack()  # the input's secret values: redacted from all the segment records, stores, logs
     try:
         run.begin()
+        args = handle.args.model_validate(snap.input)
+        secrets_scope.enter_context(redaction.secrets(secret_values(args)))
         with activate(ctx), routing(OutsideStep(ctx)):
-            output = handle.call(FlowScope(run, handle.args.model_validate(snap.input)),
-                                 action_context(flows.crux, handle.task, None))
+            output = handle.call(FlowScope(run, args), action_context(flows.crux, handle.task, None))
             output = lossless("the flow's return value", output)
         run.save(status="completed", output=output, waiting=None, suspended_at=None)
         span.artifact("output", output)
@@ -209,20 +212,22 @@ def _run_segment(flows: FlowRuntime, handle: FlowHandle[Any], snap: FlowSnapshot
         segment.run_suspend("interrupted")
         raise
     except Exception as exc:
-        error = error_info(exc)
+        failure = redaction.redact_exception(exc)  # stored, logged and chained to the flow task's failure redacted
+        error = error_info(failure)
         ended = _finish(run, status="failed", error=error)
         if ended is not None:
             span.end("error", exc)
             segment.run_end("error", run_started, exc)
             outcome = "failed"
             log.error("cruxcelery: flow %s (%s) failed: %s: %s", snap.flow_id, snap.name,
-                      error.name or type(exc).__name__, error.message, exc_info=exc)
+                      error.name or type(exc).__name__, error.message, exc_info=failure)
         else:
             outcome = _stand_down(run, span)
         if ended is not None and ended.status == "failed" and failures is not None:
-            failures.append(exc)  # its task ends FAILURE (not when cancelled meanwhile)
+            failures.append(failure)  # its task ends FAILURE (not when cancelled meanwhile)
     finally:
         flows.crux.flush()
+        secrets_scope.close()
     if run.snap.is_terminal:
         flows.retire(run.snap, handle)
         if run.snap.parent_flow_id:

@@ -93,7 +93,8 @@ class FlowHandle(Generic[A]):
                      "parent_run_id": ctx.run.run_id, "triggered_by_span_id": ctx.parent.span_id}
         elif (caller := otel.current_span_context()) is not None:  # a traced request: its trace is the flow's
             trace = {"otel_trace_id": format(caller.trace_id, "032x"), "otel_span_id": format(caller.span_id, "016x")}
-        stored_input = lossless(f"the input of flow {self.name}", model)  # JSON a snapshot holds, or FlowError
+        # JSON a snapshot holds, or FlowError; secrets revealed: every run of the handler gets their values
+        stored_input = lossless(f"the input of flow {self.name}", action_args.to_wire(model, reveal=True))
         snapshot = FlowSnapshot(flow_id=flow_id, name=self.name, input=stored_input,
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 signals={name: model.model_json_schema() for name, model in self.signals.items()},

@@ -9,7 +9,8 @@ shapes: ``sk-...``, ``sk-ant-...``, ``ghp_...``, ``github_pat_...``, ``xox[bp]-.
 Where it applies: every user value on its way into a record passes through
 ``preview.json_safe`` (attributes, artifact previews, ``error.stack``, ``error.raw``, the
 ``exception`` event), which redacts each string leaf; ``evidence.summary`` redacts error messages;
-the OpenTelemetry twin of a failing span gets the redacted message and stack too.
+the OpenTelemetry twin of a failing span gets the redacted message and stack too;
+``redact_exception`` redacts what a task queue stores, emits and logs of a failure.
 
 Scope: ``configure(...)`` sets the process-wide redactor (patterns, and secrets known for the whole
 process). ``with secrets({...}):`` adds values for the duration of a block (one action), in a
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_PATTERNS",
     "MIN_SECRET_LENGTH",
     "REDACTED",
+    "RedactedError",
     "Redactor",
     "SecretPattern",
     "active",
@@ -190,16 +192,70 @@ def _variants(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(sorted((v for v in found if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True))
 
 
-def redact_exception(exc: BaseException) -> None:
-    """Redact, in place, the messages of ``exc`` and of the exceptions chained to it: what a task
-    queue stores as the result, emits in events and logs with the traceback is their ``args``."""
-    seen: set[int] = set()
+class RedactedError(Exception):
+    """Stands in for an exception whose text still showed a secret once its ``args`` were
+    redacted (a message that ``__str__`` builds from attributes, as pydantic's
+    ``ValidationError`` does with ``input_value``). Its message is ``"TypeName: redacted text"``;
+    it keeps the original's traceback and chain."""
+
+
+def redact_exception(exc: BaseException) -> BaseException:
+    """Redact what a task queue stores as the result, emits in events and logs with the traceback
+    of ``exc`` and of the exceptions chained to it: their ``args`` (strings, and the strings inside
+    containers), in place, and their ``__notes__``. Returns ``exc``, or a ``RedactedError`` standing
+    in for it when its ``str``/``repr`` still shows a secret; a chained exception that still does
+    is replaced by one in the chain."""
+    redactor = active()
+    if redactor is None:
+        return exc
+    chain: list[BaseException] = []
     current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(seen) < 16:
-        seen.add(id(current))
-        with contextlib.suppress(Exception):  # an exception type whose args cannot be set keeps them
-            current.args = tuple(redact_text(a) if isinstance(a, str) else a for a in current.args)
+    while current is not None and all(current is not e for e in chain) and len(chain) < 16:
+        chain.append(current)
         current = current.__cause__ or current.__context__
+    shown = [_redacted(e, redactor) for e in chain]
+    for i in range(1, len(chain)):
+        if shown[i] is not chain[i]:  # the one before (and its stand-in) now chain to the stand-in
+            for before in {id(e): e for e in (chain[i - 1], shown[i - 1])}.values():
+                if before.__cause__ is chain[i]:
+                    before.__cause__ = shown[i]
+                elif before.__context__ is chain[i]:
+                    before.__context__ = shown[i]
+    return shown[0]
+
+
+def _redacted(exc: BaseException, redactor: Redactor) -> BaseException:
+    with contextlib.suppress(Exception):  # an exception type whose args cannot be set keeps them
+        exc.args = tuple(_redacted_arg(a, redactor) for a in exc.args)
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list):
+        with contextlib.suppress(Exception):
+            exc.__notes__ = [redactor.text(n) if isinstance(n, str) else n for n in notes]
+    try:
+        text, shown = str(exc), repr(exc)
+    except Exception:  # an exception that cannot describe itself shows nothing either
+        return exc
+    safe = redactor.text(text)
+    if safe == text and redactor.text(shown) == shown:
+        return exc
+    stand_in = RedactedError(f"{type(exc).__qualname__}: {safe}")
+    stand_in.__cause__, stand_in.__context__ = exc.__cause__, exc.__context__
+    stand_in.__suppress_context__ = exc.__suppress_context__
+    return stand_in.with_traceback(exc.__traceback__)
+
+
+def _redacted_arg(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor.text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, tuple):
+        return tuple(redactor.value(list(value)))
+    if isinstance(value, list | dict):
+        return redactor.value(value)
+    text = repr(value)
+    safe = redactor.text(text)
+    return value if safe == text else safe  # an object whose repr shows a secret: its redacted repr
 
 
 # -- the active redactor -----------------------------------------------------------------------------

@@ -151,3 +151,52 @@ def test_the_opentelemetry_twin_of_a_failing_span_is_redacted() -> None:
     events = [dict(event.attributes or {}) for event in finished.events]
     dumped = json.dumps([finished.status.description, events], default=str)
     assert SECRET not in dumped and REDACTED in dumped
+
+
+class _ShowsItsUrl(Exception):
+    def __init__(self, url: str = "") -> None:
+        super().__init__()
+        self.url = url
+
+    def __str__(self) -> str:
+        return f"401 for url: {self.url}"
+
+
+def _format(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
+
+
+def test_an_exception_whose_text_still_shows_a_secret_is_stood_in_for_with_its_traceback() -> None:
+    try:
+        raise _ShowsItsUrl(f"https://api.example/v1?key={SECRET}")
+    except _ShowsItsUrl as exc:
+        with redaction.secrets([SECRET]):
+            shown = redaction.redact_exception(exc)
+    assert isinstance(shown, redaction.RedactedError)
+    assert str(shown) == f"_ShowsItsUrl: 401 for url: https://api.example/v1?key={REDACTED}"
+    assert "test_an_exception_whose_text_still_shows_a_secret" in _format(shown), "the traceback is kept"
+
+
+def test_a_chained_exception_showing_a_secret_is_replaced_in_the_chain() -> None:
+    try:
+        try:
+            raise _ShowsItsUrl(f"https://api.example/v1?key={SECRET}")
+        except _ShowsItsUrl as cause:
+            raise RuntimeError("the upload failed") from cause
+    except RuntimeError as exc:
+        with redaction.secrets([SECRET]):
+            shown = redaction.redact_exception(exc)
+    text = _format(shown)
+    assert isinstance(shown, RuntimeError) and isinstance(shown.__cause__, redaction.RedactedError)
+    assert SECRET not in text and "the upload failed" in text and f"key={REDACTED}" in text
+
+
+def test_the_strings_inside_an_exceptions_args_and_notes_are_redacted_in_place() -> None:
+    exc = LookupError({"key": SECRET}, (SECRET, 3))
+    exc.add_note(f"while sending {SECRET}")
+    with redaction.secrets([SECRET]):
+        shown = redaction.redact_exception(exc)
+    assert shown is exc
+    assert exc.args == ({"key": REDACTED}, (REDACTED, 3)) and exc.__notes__ == [f"while sending {REDACTED}"]
