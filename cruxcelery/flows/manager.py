@@ -292,6 +292,12 @@ class FlowRuntime:
         if self.store.children.put(flow_id, step_key, record) or waited:
             self.resume(flow_id, "child")
 
+    def resume_waiting_on_child(self, flow_id: str, step_key: str) -> None:
+        """Resume the flow if it waits on this step's child (whose outcome is stored)."""
+        snap = self.store.snapshots.load(flow_id)
+        if snap is not None and snap.waiting is not None and snap.waiting.child_key == step_key:
+            self.resume(flow_id, "child")
+
     # -- workers ---------------------------------------------------------------------------------
     def _wake(self, armed: int | None = None) -> int:
         return self.timers.wake(armed)

@@ -2,8 +2,8 @@
 makes (steps, a durable child, a signal with a timeout, a condition re-checked by a timer, the
 end), run by subprocess prefork workers with the fault injector installed.
 
-Its own Redis databases: 13 (broker, results, flow store), 14 (the harness's control plane and the
-scenario's witnesses). A 2 s flow lease and a 0.2 s sweep, so recovery takes seconds."""
+Its own Redis database, 14: broker, results, flow store (keys ``crux-fxs:*``), and the harness's
+control plane and the scenario's witnesses (``crux-fx:*``). A 2 s flow lease and a 0.2 s sweep, so recovery takes seconds."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from cruxcelery import ActionContext, Crux, CruxSettings, FlowScope
 from tests.celery_apps import json_app
 from tests.faults.injector import CONTROL_URL, install, unobserved
 
-REDIS = os.environ.get("CRUX_FAULTS_REDIS", "redis://127.0.0.1:6379/13")
+REDIS = os.environ.get("CRUX_FAULTS_REDIS", "redis://127.0.0.1:6379/14")
 QUEUE = os.environ.get("CRUX_TEST_QUEUE", "crux-faults")
 LEASE_S = 2.0
 VISIBILITY_S = 6.0
-PREFIX = "crux-fx"
+PREFIX = "crux-fxs"
 
 app = json_app(
     "crux_faults", REDIS, QUEUE, worker_prefetch_multiplier=1,
