@@ -17,7 +17,7 @@
 | CRUX_QUEUE_MAX_BYTES | queue_max_bytes | ``33554432`` | the same bound in bytes |
 | CRUX_TELEMETRY | telemetry_enabled | ``true`` | ``false`` turns record emission off entirely |
 | CRUX_FLOW_LEASE_S | flow_lease_s | ``30`` | one execution per flow: the lease (renewed while it runs) lapses this long after a crash |
-| CRUX_SWEEP_INTERVAL_S | sweep_interval_s | ``1.0`` | every worker's sweeper (one at a time across workers) fires due timers and recovers flows this often |
+| CRUX_SWEEP_INTERVAL_S | sweep_interval_s | ``1.0`` | every worker's sweeper (one at a time across workers) fires due timers and recovers flows this often; every worker heartbeats this often |
 | CRUX_FLOW_RETENTION_S | flow_retention_s | ``604800`` (7 days) | finished flows and all their keys expire this long after they finish |
 | CRUX_SIGNAL_MAX_BYTES | signal_max_bytes | ``1048576`` | larger signal payloads (as JSON) are refused with ``SignalRejected`` |
 | CRUX_TIMER_HOP_S | timer_hop_s | half the broker visibility timeout, at most ``300`` | longest countdown of one timer wake-up |

@@ -21,7 +21,9 @@ REDIS = os.environ.get("CRUX_SEAM_REDIS", "redis://127.0.0.1:6379/1")
 QUEUE = "crux-seam-tests"
 PREFIX = "crux-seam"
 SECRET = "vault-pass-7f3c9d21e4b84a6f"  # what a real flow reads from its vault (no default pattern matches it)
-RETRY_COUNTDOWN_S = 60  # the retry waits longer than any test: only a recovery can run it sooner
+# a recovered retry still waits out its countdown (the re-publish keeps its ETA); far shorter than
+# the visibility timeout (an hour), so within a test only a recovery runs the retry at all
+RETRY_COUNTDOWN_S = 12
 
 app = json_app("crux_seam", REDIS, QUEUE, result_expires=600)
 crux = Crux(app, CruxSettings.from_env(flush_timeout_s=1.0, key_prefix=PREFIX, flow_lease_s=2.0))

@@ -3,15 +3,18 @@ flow again from its first unrecorded step.
 
 What a retry writes, in order, and what a crash between the writes leaves:
 
-1. the snapshot, ``failed`` -> ``pending`` (a version-checked ``SAVE``: a concurrent retry, cancel
+1. the lease index entry (2 x ``CRUX_FLOW_LEASE_S``), first: a retry interrupted after the flow
+   became ``pending`` (or whose publish is lost) is dispatched by the sweeper, like a ``start()``
+   whose message never went out. A crash here leaves an entry on a failed flow, which the sweeper
+   drops.
+2. the snapshot, ``failed`` -> ``pending`` (a version-checked ``SAVE``: a concurrent retry, cancel
    or delete wins or loses cleanly), its error and output cleared; completed steps, delivered
    signals and rejected signals stay; the task ids recorded for durable children go (a new
    attempt publishes a new child). A crash here leaves a ``pending`` flow whose keys still
-   expire after ``CRUX_FLOW_RETENTION_S`` (a retry of it is refused: it is no longer failed).
-2. the flow's keys no longer expire (``PERSIST``), and its durable children's old outcomes are
+   expire after ``CRUX_FLOW_RETENTION_S`` (a retry of it is refused: it is no longer failed) and
+   that the sweeper runs (1).
+3. the flow's keys no longer expire (``PERSIST``), and its durable children's old outcomes are
    dropped (a failed child's outcome would otherwise be read again by the step's new attempt).
-3. the lease index entry (2 x ``CRUX_FLOW_LEASE_S``): a retry whose publish is lost is dispatched
-   by the sweeper, like a ``start()`` whose message never went out.
 4. the dispatch through the outbox (``FlowRuntime.dispatch``, reason ``retry``).
 
 The flow's run resumes (a ``run:resume`` with reason ``retry``) and ends again with the retry's
@@ -53,7 +56,7 @@ def retry(flows: FlowRuntime, flow_id: str) -> FlowSummary:
     """Run a ``failed`` flow again from its first unrecorded step (completed steps stay recorded
     and are replayed, not re-run). ``FlowNotFound`` for an unknown flow, ``FlowNotRetryable`` for
     one that is not ``failed``; ``StoreUnavailable`` / ``BrokerUnavailable`` as the API raises them
-    (after step 1 a lost publish is recovered by the sweeper)."""
+    (once the flow is ``pending``, the sweeper runs it whatever failed after)."""
     store = flows.store
     validate_flow_id(flow_id)
     saved: FlowSnapshot | None = None
@@ -61,6 +64,7 @@ def retry(flows: FlowRuntime, flow_id: str) -> FlowSummary:
         current = store.snapshots.require(flow_id)
         if current.status != "failed":
             raise FlowNotRetryable(flow_id, current.status)
+        store.leases.track(flow_id, 2 * flows.crux.settings.flow_lease_s)  # 1: never pending and untracked
         again = current.model_copy(update={"status": "pending", "error": None, "output": None,
                                            "waiting": None, "suspended_at": None, "child_tasks": {}})
         try:
@@ -72,7 +76,6 @@ def retry(flows: FlowRuntime, flow_id: str) -> FlowSummary:
     assert saved is not None
     store.retention.keep(saved)  # undo retire: its keys stop expiring, old child outcomes go
     head = store.snapshots.head(flow_id)
-    store.leases.track(flow_id, 2 * flows.crux.settings.flow_lease_s)
     flows.dispatch(flow_id, saved.name, "retry", head.queue if head is not None else None)
     return saved.summary()
 

@@ -16,6 +16,7 @@ from cruxcelery.core.outcomes import Outcome
 from cruxcelery.flows.child_runs import ChildRuns
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
 from cruxcelery.flows.handle import FLOW_TASK_PREFIX
+from cruxcelery.flows.sweeper import MESSAGE_OPTIONS
 
 if TYPE_CHECKING:
     from celery.result import AsyncResult
@@ -36,7 +37,8 @@ class FlowsExtension(Extension):
 
     def on_received(self, execution: Execution) -> None:
         """A worker reserved a flow task or a durable child: claim it for this worker, so the
-        sweeper re-publishes it if the worker dies before it ends."""
+        sweeper re-publishes it if the worker dies before it ends (as it was: its ETA, expiry and
+        retry count too, so a countdown still waits and ``max_retries`` holds across deaths)."""
         if execution.task_id is None or not _must_not_be_lost(execution) or not self.flows.sweeper.running:
             return  # without this worker's heartbeat a claim would look dead at once
         request = execution.request
@@ -47,7 +49,7 @@ class FlowsExtension(Extension):
             "kwargs": dict(getattr(request, "kwargs", None) or {}),
             "envelope": headers.get(HEADER),
             "routing_key": delivery.get("routing_key"), "exchange": delivery.get("exchange"),
-            **{k: v for k in ("shadow", "root_id", "parent_id") if (v := headers.get(k))},
+            **{k: v for k in MESSAGE_OPTIONS if (v := headers.get(k))},
         }
         self.flows.store.claims.claim(execution.task_id, self.flows.sweeper.worker_id, message)
 

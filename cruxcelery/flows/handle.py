@@ -99,7 +99,8 @@ class FlowHandle(Generic[A]):
                                 parent_flow_id=ctx.flow_id if ctx is not None else None,
                                 signals={name: model.model_json_schema() for name, model in self.signals.items()},
                                 trace_context=trace, idempotency_key=idempotency_key)
-        created_id, created = self._flows.store.snapshots.create(snapshot, idempotency_key, queue=self.queue())
+        created_id, created = self._flows.store.snapshots.create(  # in the lease index: found if never run
+            snapshot, idempotency_key, queue=self.queue(), recover_after_s=2 * self._flows.crux.settings.flow_lease_s)
         if not created:  # the same key (or id) again: only for the same input
             existing = self._flows.store.snapshots.load(created_id)
             if existing is not None and (existing.name != self.name or existing.input != stored_input):
@@ -124,10 +125,10 @@ class FlowHandle(Generic[A]):
         """Write the ``pending`` snapshot, enqueue the flow, return its id at once. With an
         ``idempotency_key`` (or an existing ``flow_id``) a repeated call returns the same flow,
         and publishes it again while it is still ``pending`` (its first publish may have failed).
-        ``BrokerUnavailable``: the flow is stored; a retried ``start`` or the sweeper publishes it."""
+        ``StoreUnavailable`` / ``BrokerUnavailable``: either nothing of the flow was written, or it
+        is stored whole (listed, ``pending``) and a retried ``start`` or the sweeper publishes it;
+        with a ``flow_id``, ``status()`` tells which."""
         created_id, created = self._create(args, flow_id, idempotency_key)
-        if created:  # a start message that is lost (a worker dies holding it) is found by the sweeper
-            self._flows.store.leases.track(created_id, 2 * self._flows.crux.settings.flow_lease_s)
         head = None if created else self._flows.store.snapshots.head(created_id)
         if created or (head is not None and head.status == "pending"):
             self._flows.dispatch(created_id, self.name, "start", self.queue())

@@ -1,16 +1,19 @@
 """The sweeper: recovery that does not depend on the broker.
 
-Every worker's main process runs one sweeper thread. Each tick (``CRUX_SWEEP_INTERVAL_S``) it
-heartbeats its worker id; then, if it holds the sweeper lock (one sweeper at a time across
-workers), it:
+Every worker's main process runs one sweeper thread and one heartbeat thread. The heartbeat
+writes the worker's id every ``CRUX_SWEEP_INTERVAL_S`` on its own, so a slow sweep never makes its
+worker look dead. Each tick (``CRUX_SWEEP_INTERVAL_S``) the sweeper takes the sweeper lock if it is
+free (one sweeper at a time across workers), holds it for the whole sweep (the heartbeat thread
+extends it meanwhile; a sweeper that lost it stops before its next step) and releases it at the
+end. Holding it, it:
 
 1. fires due timers (timeouts, re-checks, deferred publishes);
 2. re-publishes messages claimed by a worker whose heartbeat stopped for the lease or 10 s,
    whichever is shorter (flow tasks and durable children it had reserved or was running when it
-   died);
+   died), as they were: with their ETA, expiry and retry count;
 3. resumes flows whose execution lease lapsed with nobody holding it (their worker died
-   mid-execution, or Redis failed under it), at most once per ``RECOVER_AFTER`` leases per flow, so
-   a backlog is never multiplied;
+   mid-execution, or Redis failed under it; or a ``pending`` flow was never dispatched), at most
+   once per ``RECOVER_AFTER`` leases per flow, so a backlog is never multiplied;
 4. re-publishes resumes left in the outbox (a publish that failed, or a process that died before
    it).
 
@@ -32,6 +35,7 @@ from cruxcelery.core.envelope import TaskBinding
 from cruxcelery.core.publishing import outgoing
 from cruxcelery.flows import clock
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
+from cruxcelery.flows.heartbeat import Heartbeat
 from cruxcelery.flows.status import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ log = logging.getLogger("cruxcelery.flows")
 WORKER_TIMEOUT_S = 10.0  # at most: a worker silent longer is dead and its claims are re-published
 OUTBOX_GRACE_MS = 2_000  # an outbox entry older than this was not published by its writer
 RECOVER_AFTER = 4  # a recovered flow is not recovered again for this many lease periods
+MESSAGE_OPTIONS = ("shadow", "root_id", "parent_id", "eta", "expires", "retries")  # kept by a re-publish
 
 
 def worker_timeout_s(settings: CruxSettings) -> float:
@@ -56,6 +61,9 @@ class Sweeper:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat = Heartbeat(self._beat, flows.crux.settings.sweep_interval_s)
+        self._sweeping = threading.Event()  # this worker holds the sweeper lock and sweeps
+        self._sweep_state = threading.Lock()  # a sweep's end never races its lock's renewal
 
     @property
     def running(self) -> bool:
@@ -65,6 +73,7 @@ class Sweeper:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._heartbeat.start()
         self._thread = threading.Thread(target=self._run, name="crux-sweeper", daemon=True)
         self._thread.start()
 
@@ -76,6 +85,7 @@ class Sweeper:
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
+        self._heartbeat.stop(timeout_s)
         try:
             if drop_claims:
                 self._flows.store.claims.drop_of(self.worker_id)
@@ -95,19 +105,39 @@ class Sweeper:
                 log.warning("cruxcelery: a sweep failed; retrying", exc_info=True)
             self._stop.wait(interval)
 
+    def _lock_ttl_ms(self) -> int:
+        return max(3 * int(self._flows.crux.settings.sweep_interval_s * 1000), 3_000)
+
+    def _beat(self) -> None:
+        """The heartbeat thread: this worker is alive; while it sweeps, the lock stays its own."""
+        workers = self._flows.store.workers
+        workers.heartbeat(self.worker_id)
+        with self._sweep_state:
+            if self._sweeping.is_set() and not workers.extend_sweeper_lock(self.worker_id, self._lock_ttl_ms()):
+                self._sweeping.clear()
+                log.warning("cruxcelery: worker %s lost the sweeper lock mid-sweep; it stops sweeping",
+                            self.worker_id)
+
     def tick(self) -> dict[str, int]:
-        """One sweep; returns what it did (empty unless this sweeper holds the lock)."""
-        store = self._flows.store
-        interval_ms = int(self._flows.crux.settings.sweep_interval_s * 1000)
-        store.workers.heartbeat(self.worker_id)
-        if not store.workers.take_sweeper_lock(self.worker_id, max(3 * interval_ms, 3_000)):
+        """One sweep; returns what it did (empty unless this sweeper took the lock). The lock is
+        held for the whole sweep and released at its end; each step runs only while it is held."""
+        workers = self._flows.store.workers
+        if not workers.take_sweeper_lock(self.worker_id, self._lock_ttl_ms()):
             return {}
-        return {
-            "timers": self._flows.timers.sweep(),
-            "claims": self.republish_dead_claims(),
-            "leases": self.recover_lapsed_leases(),
-            "outbox": self.republish_outbox(),
-        }
+        self._sweeping.set()
+        done: dict[str, int] = {}
+        try:
+            steps = (("timers", self._flows.timers.sweep), ("claims", self.republish_dead_claims),
+                     ("leases", self.recover_lapsed_leases), ("outbox", self.republish_outbox))
+            for name, step in steps:
+                if not self._sweeping.is_set():
+                    break
+                done[name] = step()
+        finally:
+            with self._sweep_state:
+                self._sweeping.clear()
+            workers.release_sweeper_lock(self.worker_id)
+        return done
 
     def republish_dead_claims(self) -> int:
         store = self._flows.store
@@ -137,7 +167,7 @@ class Sweeper:
             options["routing_key"] = message["routing_key"]
         if message.get("exchange") is not None:
             options["exchange"] = message["exchange"]
-        options.update({k: message[k] for k in ("shadow", "root_id", "parent_id") if message.get(k)})
+        options.update({k: message[k] for k in MESSAGE_OPTIONS if message.get(k)})
         with outgoing(envelope):
             crux.app.send_task(message["name"], args=message.get("args") or [],
                                kwargs=message.get("kwargs") or {}, **options)

@@ -3,8 +3,8 @@ tasks are only wake-ups, for latency.
 
 Kinds: ``timeout`` (a suspend's deadline) and ``recheck`` (a ``wait_until(every=)`` re-check) are
 armed for one snapshot version of a flow and dropped when the flow's version moved on (stale);
-``lease`` resumes a flow whose execution may have died; ``publish`` is a deferred task publish
-(``run_after`` delays longer than one hop).
+``publish`` is a deferred task publish (``run_after`` delays longer than one hop). A flow whose
+execution died is found by the lease index (``store.leases``), not by a timer.
 
 Firing is at least once in effect exactly once: a sweeper claims a due timer by pushing its score
 ``CLAIM_MS`` into the future (atomic, so concurrent sweepers never both take it), fires it, and
@@ -30,7 +30,7 @@ from cruxcelery.core.actions import CruxTask, flower_options
 from cruxcelery.core.envelope import TaskBinding
 from cruxcelery.core.publishing import outgoing, quiet
 from cruxcelery.flows.snapshot import FlowSnapshot
-from cruxcelery.flows.store.timers import Timer
+from cruxcelery.flows.store.timers import Timer, TimerKind
 
 if TYPE_CHECKING:
     from cruxcelery.flows.manager import FlowRuntime
@@ -51,7 +51,7 @@ class Timers:
     def hop_s(self) -> float:
         return scheduling.hop_s(self._flows.crux)
 
-    def arm(self, flow_id: str, kind: str, name: str, due_ms: int, version: int = 0) -> None:
+    def arm(self, flow_id: str, kind: TimerKind, name: str, due_ms: int, version: int = 0) -> None:
         self._flows.store.timers.add(Timer(flow_id=flow_id, version=version, kind=kind, name=name,
                                           due_ms=due_ms))
         self.schedule_wakeup(due_ms)
@@ -126,10 +126,9 @@ class Timers:
     def _fire(self, timer: Timer) -> bool:
         if timer.kind == "publish":
             return self._publish(timer.flow_id)
-        if timer.kind in ("timeout", "recheck"):
-            snap = self._flows.store.snapshots.load(timer.flow_id)
-            if snap is None or snap.is_terminal or snap.version != timer.version:
-                return False  # stale: the flow moved on
+        snap = self._flows.store.snapshots.load(timer.flow_id)  # a timeout or a re-check
+        if snap is None or snap.is_terminal or snap.version != timer.version:
+            return False  # stale: the flow moved on
         self._flows.resume(timer.flow_id, "timer")
         return True
 

@@ -57,3 +57,9 @@ def test_a_child_run_is_forgotten_only_by_its_holder(store: RedisFlowStore) -> N
 
     store.children.end("f1", "step.1", "holder")
     assert store.children.start("f1", "step.1", "another", 10_000) == ("ok", "")
+
+
+def test_the_store_takes_no_ttl_for_child_outcomes_they_expire_with_their_flow(make_store) -> None:
+    """``child_result_ttl_s`` was accepted and never applied: gone, so nobody relies on it."""
+    with pytest.raises(TypeError, match="child_result_ttl_s"):
+        make_store(child_result_ttl_s=60)

@@ -19,11 +19,11 @@ def test_due_timers_are_returned_earliest_first(store: RedisFlowStore) -> None:
 
 
 def test_timer_member_is_canonical_json(store: RedisFlowStore) -> None:
-    timer = Timer(flow_id="f1", version=2, kind="wake", due_ms=10)
+    timer = Timer(flow_id="f1", version=2, kind="publish", due_ms=10)
     store.timers.add(timer)
 
     members = store.redis.zrange(store.keys.timers(), 0, -1)
-    assert members == [b'{"flow_id":"f1","kind":"wake","name":"","version":2}']
+    assert members == [b'{"flow_id":"f1","kind":"publish","name":"","version":2}']
 
 
 def test_adding_the_same_timer_again_moves_it(store: RedisFlowStore) -> None:
@@ -71,7 +71,7 @@ def test_remove_timers_for_a_version(store: RedisFlowStore) -> None:
 
 def test_an_unreadable_timer_member_is_dropped(store: RedisFlowStore) -> None:
     store.redis.zadd(store.keys.timers(), {"garbage": 1})
-    good = Timer(flow_id="f1", version=1, kind="wake", due_ms=2)
+    good = Timer(flow_id="f1", version=1, kind="publish", due_ms=2)
     store.timers.add(good)
 
     assert store.timers.due(now_ms=10) == [good]
@@ -81,3 +81,11 @@ def test_an_unreadable_timer_member_is_dropped(store: RedisFlowStore) -> None:
 def test_the_flow_timer_set_outlives_its_latest_timer(store: RedisFlowStore) -> None:
     store.timers.add(Timer(flow_id="f1", version=1, kind="timeout", due_ms=1))
     assert store.redis.pttl(store.keys.flow_timers("f1")) > 6 * 86_400_000
+
+
+def test_only_the_kinds_something_arms_exist_and_a_stored_lease_timer_is_dropped(store: RedisFlowStore) -> None:
+    """A ``lease`` timer was documented and never armed (the lease index finds dead executions)."""
+    store.redis.zadd(store.keys.timers(), {'{"flow_id":"f1","kind":"lease","name":"","version":1}': 1})
+
+    assert store.timers.due(now_ms=10) == []
+    assert store.redis.zcard(store.keys.timers()) == 0

@@ -43,7 +43,8 @@ __all__ = ["RedisFlowStore"]
 
 class RedisFlowStore:
     """``RedisFlowStore(redis_client, keys=FlowKeys(prefix), *, signal_ttl_s=30 days,
-    wake_ttl_s=1 day, child_result_ttl_s=30 days, idempotency_ttl_s=None)``."""
+    wake_ttl_s=1 day, idempotency_ttl_s=None)``. Durable children's outcomes have no TTL of their
+    own: they expire with the flow (``retention``), so a flow never outlives what its steps wait on."""
 
     PARTS: ClassVar[tuple[str, ...]] = ("snapshots", "listing", "signals", "children", "leases", "timers",
                                         "deferred", "retention", "outbox", "claims", "workers")
@@ -55,7 +56,6 @@ class RedisFlowStore:
         *,
         signal_ttl_s: float = 30 * DAY_S,
         wake_ttl_s: float = DAY_S,
-        child_result_ttl_s: float = 30 * DAY_S,
         idempotency_ttl_s: float | None = None,
     ) -> None:
         self.redis: Final = redis_client
@@ -63,7 +63,6 @@ class RedisFlowStore:
         scripts = FlowScripts.register(redis_client)
         signal_ttl_ms = ttl_ms(signal_ttl_s, "signal_ttl_s")
         wake_ttl_ms = ttl_ms(wake_ttl_s, "wake_ttl_s")
-        ttl_ms(child_result_ttl_s, "child_result_ttl_s")  # checked only: the outcomes expire with the flow
         idempotency_ttl_ms = 0 if idempotency_ttl_s is None else ttl_ms(idempotency_ttl_s, "idempotency_ttl_s")
         client, k = redis_client, self.keys
         self.snapshots: Final = Snapshots(client, k, scripts, idempotency_ttl_ms=idempotency_ttl_ms)

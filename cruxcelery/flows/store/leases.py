@@ -3,7 +3,9 @@ requested during an execution over to that execution, and the lease index the sw
 resume flows whose worker died mid-execution.
 
 The lease index is one global sorted set: it is written by its own commands, never inside a
-per-flow script (Redis Cluster: per-flow keys and global keys live in different slots)."""
+per-flow script (Redis Cluster: per-flow keys and global keys live in different slots). A new
+flow's first entry is written by ``Snapshots.create``, before the flow itself, so a flow nobody
+ever runs is found there too."""
 
 from __future__ import annotations
 

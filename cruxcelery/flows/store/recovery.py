@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from cruxcelery.flows import clock
-from cruxcelery.flows.codec import dumps, opt_text, scored, text
+from cruxcelery.flows.codec import as_int, dumps, opt_text, scored, text
 from cruxcelery.flows.store.keys import FlowKeys
 from cruxcelery.flows.store.scripts import FlowScripts
 
@@ -110,6 +110,14 @@ class Workers:
     def take_sweeper_lock(self, token: str, ttl_ms: int) -> bool:
         """Take the sweeper lock, or extend it if ``token`` holds it."""
         return bool(self._scripts.sweeper_lock(keys=[self._keys.sweeper_lock()], args=[token, ttl_ms]))
+
+    def extend_sweeper_lock(self, token: str, ttl_ms: int) -> bool:
+        """Extend the sweeper lock if ``token`` holds it (never takes it)."""
+        return as_int(self._scripts.renew_lease(keys=[self._keys.sweeper_lock()], args=[token, ttl_ms])) == 1
+
+    def release_sweeper_lock(self, token: str) -> None:
+        """Release the sweeper lock if ``token`` holds it."""
+        self._scripts.delete_if(keys=[self._keys.sweeper_lock()], args=[token])
 
     def sweeper_lock_holder(self) -> str | None:
         return opt_text(self._redis.get(self._keys.sweeper_lock()))

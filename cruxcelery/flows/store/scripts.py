@@ -35,7 +35,8 @@ redis.call('HSET', KEYS[1], 'version', ARGV[3], 'status', ARGV[6], 'data', ARGV[
 return {'ok', ARGV[3]}
 """
 
-# KEYS: 1 lease. ARGV: 1 token, 2 ttl ms. Returns 1 if the token holds the lease (and it was extended).
+# KEYS: 1 lease (or the sweeper lock). ARGV: 1 token, 2 ttl ms. Returns 1 if the token holds it
+# (and it was extended).
 RENEW_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -47,19 +47,23 @@ class Snapshots:
         self._idempotency_ttl_ms = idempotency_ttl_ms
 
     def create(self, snapshot: FlowSnapshot, idempotency_key: str | None = None,
-               queue: str | None = None) -> tuple[str, bool]:
+               queue: str | None = None, *, recover_after_s: float | None = None) -> tuple[str, bool]:
         """Store ``snapshot`` and its index entries, unless it exists.
 
         Returns ``(flow_id, True)`` when created. Returns ``(existing_id, False)`` without writing
         when the idempotency key (``idempotency_key``, else ``snapshot.idempotency_key``) already
         maps to a stored flow of this name, or when the flow id already exists.
+        ``recover_after_s``: the flow also gets a lease index entry lapsing that long from now, so
+        the sweeper runs it if nothing else does (its start message never went out, or was lost).
 
-        Crash windows (Redis Cluster: the idempotency key, the flow and the indexes live in
-        different slots, so these are separate calls): the key is claimed first (SET NX), so a
-        crash before the flow is written leaves a key pointing at no flow, and the next call with
-        that key creates the flow under the id the key names. Index entries are added last and
-        idempotently: a crash before them leaves a flow that listings miss until its next status
-        change (its first execution's ``running``).
+        One step in effect (Redis Cluster: the idempotency key, the flow and the indexes live in
+        different slots, so these are separate calls, and ``CREATE`` on the flow's hash is the one
+        that commits): the key is claimed first (SET NX), so a crash before the flow is written
+        leaves a key pointing at no flow, and the next call with that key creates the flow under
+        the id the key names. The index entries and the lease index entry come next, in one
+        pipeline (``ZADD NX``): an error or a crash before the flow is written leaves entries
+        naming no flow, which listings prune and the sweeper drops once they lapse. Once the flow
+        is written it is listed and recoverable: no state lists, runs or recovers nothing.
         """
         key = idempotency_key if idempotency_key is not None else snapshot.idempotency_key
         if key is not None:
@@ -77,14 +81,21 @@ class Snapshots:
                         return owner, False
                     snapshot = snapshot.model_copy(update={"flow_id": validate_flow_id(owner)})
                     data, summary = _encode(snapshot)
+        flow_id = snapshot.flow_id
+        pipe = self._redis.pipeline(transaction=False)
+        if recover_after_s is not None:
+            pipe.zadd(self._keys.leases(), {flow_id: now_ms() + int(recover_after_s * 1000)}, nx=True)
+        for index in (self._keys.status_index(snapshot.status), self._keys.name_index(snapshot.name),
+                      self._keys.all_index()):
+            pipe.zadd(index, {flow_id: snapshot.updated_at}, nx=True)
+        pipe.execute()
         created = as_int(self._scripts.create(
-            keys=[self._keys.flow(snapshot.flow_id)],
+            keys=[self._keys.flow(flow_id)],
             args=[data, summary, snapshot.status, snapshot.name, snapshot.version, queue or ""],
         )) == 1
-        if not created:
-            return snapshot.flow_id, False
-        self._index(snapshot.flow_id, snapshot.name, snapshot.status, None, snapshot.updated_at)
-        return snapshot.flow_id, True
+        if not created:  # the flow existed: out of a status index it is not in (its name and all stay)
+            self.drop_stale_entry(self._keys.status_index(snapshot.status), snapshot.status, flow_id)
+        return flow_id, created
 
     def drop_stale_entry(self, index_key: str, status: str | None, flow_id: str) -> None:
         """Remove ``flow_id`` from an index it no longer belongs in (a status index other than its

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,18 +29,20 @@ from cruxcelery.flows.store.ttl import DAY_S
 logger = logging.getLogger(__name__)
 
 _FLOW_SET_MARGIN_MS = int(7 * DAY_S * 1000)
+TimerKind = Literal["timeout", "recheck", "publish"]
 
 
 class Timer(BaseModel):
-    """A timer armed for one snapshot ``version`` of a flow. ``kind`` says what to do when due
-    (e.g. ``timeout``, ``recheck``, ``wake``); ``name`` is the wait it belongs to (may be empty).
-    A timer whose version is no longer the flow's is stale: the engine drops it."""
+    """A timer armed for one snapshot ``version`` of a flow. ``kind`` says what to do when due:
+    ``timeout`` and ``recheck`` resume the flow, ``publish`` publishes a deferred message (its
+    ``flow_id`` names the deferred publish). ``name`` is the wait it belongs to (may be empty). A
+    timeout or re-check whose version is no longer the flow's is stale: it is dropped when due."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     flow_id: FlowIdField
     version: int = Field(ge=0)
-    kind: str = Field(pattern=r"^[a-z_]{1,32}$")
+    kind: TimerKind
     name: str = Field(default="", max_length=256)
     due_ms: int = Field(ge=0)
 
