@@ -210,6 +210,14 @@ class FlowRuntime:
         names = self._signal_names(snap, handle)
         self.store.retention.retire(snap, names, self.crux.settings.flow_retention_s)
 
+    def retire_by_id(self, flow_id: str) -> None:
+        """Retire a finished flow again (idempotent): its execution may have died before."""
+        snap = self.store.snapshots.load(flow_id)
+        if snap is not None and snap.status in TERMINAL_STATUSES:
+            self.retire(snap, self.handles.get(snap.name))
+        else:
+            self.store.leases.untrack(flow_id)
+
     @typed
     def delete(self, flow_id: str) -> bool:
         """Delete a flow and every key of it now (a running execution then stops at its next

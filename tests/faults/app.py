@@ -3,7 +3,8 @@ makes (steps, a durable child, a signal with a timeout, a condition re-checked b
 end), run by subprocess prefork workers with the fault injector installed.
 
 Its own Redis database, 14: broker, results, flow store (keys ``crux-fxs:*``), and the harness's
-control plane and the scenario's witnesses (``crux-fx:*``). A 2 s flow lease and a 0.2 s sweep, so recovery takes seconds."""
+control plane and the scenario's witnesses (``crux-fx:*``). A 2 s flow lease and a 0.2 s sweep,
+so recovery takes seconds."""
 
 from __future__ import annotations
 
@@ -75,13 +76,17 @@ def _step_body(scope: FlowScope[Script], label: str) -> dict[str, str]:
     return {"step": label}
 
 
-@app.task(name="fx.start", acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,), retry_backoff=0.2, max_retries=20)
+CALLER = {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": (Exception,), "retry_backoff": 0.2,
+          "max_retries": 20}
+
+
+@app.task(name="fx.start", **CALLER)
 def start_script(flow_id: str, ready_at: float) -> str:
     """A caller that retries with the same idempotency key until ``start()`` answers."""
     return script.start({"ready_at": ready_at}, flow_id=flow_id, idempotency_key=flow_id)
 
 
-@app.task(name="fx.signal", acks_late=True, reject_on_worker_lost=True, autoretry_for=(Exception,), retry_backoff=0.2, max_retries=20)
+@app.task(name="fx.signal", **CALLER)
 def signal_script(flow_id: str, token: str) -> None:
     """A caller that retries the signal (with its id: delivered once) until it is stored."""
     script.signal(flow_id, "go", {"token": token}, signal_id=f"{flow_id}-go")

@@ -124,9 +124,9 @@ class Injector:
         faults = self._faults()
         for owner in flows or {b"*"}:
             fault = faults.get(owner)
-            if fault is not None and fault["point"] == point:
-                if self.control.hsetnx(FIRED, fault["id"], f"{os.getpid()} {point}"):
-                    return fault
+            if (fault is not None and fault["point"] == point
+                    and self.control.hsetnx(FIRED, fault["id"], f"{os.getpid()} {point}")):
+                return fault
         return None
 
     # -- applying ----------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ def _faults() -> list[Fault]:
 
 
 def _report(outcomes: list[Outcome]) -> tuple[list[str], list[str]]:
-    failures = [f"{o.fault.name if o.fault else 'no fault'} [{o.flow_id}]: {o.problems}" for o in outcomes if o.problems]
+    failures = [f"{o.fault.name if o.fault else 'no fault'} [{o.flow_id}]: {o.problems}"
+                for o in outcomes if o.problems]
     unfired = [o.fault.name for o in outcomes if o.fault is not None and o.fired is None]
     return failures, unfired
 
