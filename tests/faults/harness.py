@@ -89,6 +89,10 @@ class Harness:
             self.control.delete(RECORDING)
         problems = [p for o in outcomes for p in o.problems]
         assert problems == [], problems
+        return self.points_seen()
+
+    def points_seen(self) -> list[tuple[str, str]]:
+        """Every point the workers reached since the harness started, with its owner."""
         seen = {p.decode() for p in self.control.smembers(POINTS)}
         owned = {p.decode() for p in self.control.smembers(POINTS + ":owned")}
         return sorted((("flow" if point in owned else "*"), point) for point in seen)

@@ -21,7 +21,7 @@ in whichever process reaches it first:
 - ``duplicate`` (publishes only): the message is published twice, as kombu restoring an unacked
   message after the sweeper re-published it would.
 
-With ``record`` set, every point reached is added to a set instead (``points_seen``).
+Every point reached is added to a set (``POINTS``); while ``RECORDING`` is set no fault fires.
 """
 
 from __future__ import annotations
@@ -113,13 +113,13 @@ class Injector:
     def fault_for(self, point: str, args: tuple[Any, ...]) -> dict[str, Any] | None:
         flows = {m for a in args if isinstance(a, bytes | str)
                  for m in FLOW_ID.findall(a if isinstance(a, bytes) else a.encode())}
+        key = (point, bool(flows))
+        if key not in self.seen:  # every point reached is recorded, faults or not
+            self.seen.add(key)
+            self.control.sadd(POINTS, point)
+            if flows:
+                self.control.sadd(POINTS + ":owned", point)
         if self.control.exists(RECORDING):
-            key = (point, bool(flows))
-            if key not in self.seen:
-                self.seen.add(key)
-                self.control.sadd(POINTS, point)
-                if flows:
-                    self.control.sadd(POINTS + ":owned", point)
             return None
         faults = self._faults()
         for owner in flows or {b"*"}:
