@@ -49,10 +49,21 @@ class Outcome:
     fired: str | None = None
 
 
+TRIGGER = {"point": "store/snapshots.py:save EVALSHA SAVE", "kind": "crash_after"}
+
+
+def _lines() -> list[list[str]]:
+    return [line.split("\t") for line in POINTS_FILE.read_text().splitlines() if line and not line.startswith("#")]
+
+
 def load_points() -> list[tuple[str, str]]:
-    """The enumerated points (``owner<TAB>point`` lines of points.txt)."""
-    lines = [line for line in POINTS_FILE.read_text().splitlines() if line and not line.startswith("#")]
-    return [(owner, point) for owner, point in (line.split("\t", 1) for line in lines)]
+    """The enumerated points (``owner<TAB>point[<TAB>recovery]`` lines of points.txt)."""
+    return [(fields[0], fields[1]) for fields in _lines()]
+
+
+def recovery_points() -> set[str]:
+    """Points a fault-free run does not reach: only recovery does (after a crash)."""
+    return {fields[1] for fields in _lines() if fields[2:] == ["recovery"]}
 
 
 def kinds_for(point: str) -> tuple[str, ...]:
@@ -108,7 +119,10 @@ class Harness:
         outcome = Outcome(flow_id, fault)
         if fault is not None:
             owner = flow_id if fault.owner == "flow" else "*"
-            self.control.hset(ARMED, owner, json.dumps({"id": flow_id, "point": fault.point, "kind": fault.kind}))
+            armed = [{"id": flow_id, "point": fault.point, "kind": fault.kind}]
+            if fault.point in recovery_points():  # reached only while recovering: a crash first
+                armed.insert(0, {"id": f"{flow_id}:trigger", **TRIGGER})
+            self.control.hset(ARMED, owner, json.dumps(armed))
         try:
             self._drive(flow_id)
         except Exception as exc:

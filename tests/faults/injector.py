@@ -7,10 +7,11 @@ name in ``flows/store/scripts.py``, a pipeline by the sorted set of its commands
 ``PUBLISH``). So the points are enumerated from the code as it runs: a new write is a new point,
 without anyone listing it.
 
-The harness (``tests/faults/harness.py``) arms one fault per scenario in the control database: a
-point, a kind, and the flow it belongs to (a call belongs to a flow when its arguments name the
-flow's id) or ``*`` for calls that name no flow (the sweeper's scans). Each armed fault fires once,
-in whichever process reaches it first:
+The harness (``tests/faults/harness.py``) arms one fault per scenario in the control database (two
+for a point only recovery reaches: a trigger crash, then the fault): a point, a kind, and the flow
+it belongs to (a call belongs to a flow when its arguments name the flow's id) or ``*`` for calls
+that name no flow (the sweeper's scans). Each armed fault fires once, in whichever process reaches
+it first:
 
 - ``crash_before`` / ``crash_after``: the process dies (``os._exit``) before the call, or after it
   reached Redis or the broker;
@@ -50,7 +51,7 @@ FLOW_ID = re.compile(rb"fx-[0-9a-f]{12}")
 KINDS = ("crash_before", "crash_after", "error_before", "error_after", "stall", "duplicate")
 CALL_KINDS = KINDS[:5]
 CRASH_EXIT = 70
-ARMED = "crux-fx:armed"  # hash: flow id or "*" -> the fault JSON
+ARMED = "crux-fx:armed"  # hash: flow id or "*" -> a JSON list of faults, each fires once
 FIRED = "crux-fx:fired"  # hash: fault id -> where it fired
 POINTS = "crux-fx:points"  # set: the points reached while recording
 RECORDING = "crux-fx:recording"
@@ -123,10 +124,9 @@ class Injector:
             return None
         faults = self._faults()
         for owner in flows or {b"*"}:
-            fault = faults.get(owner)
-            if (fault is not None and fault["point"] == point
-                    and self.control.hsetnx(FIRED, fault["id"], f"{os.getpid()} {point}")):
-                return fault
+            for fault in faults.get(owner, ()):
+                if fault["point"] == point and self.control.hsetnx(FIRED, fault["id"], f"{os.getpid()} {point}"):
+                    return fault
         return None
 
     # -- applying ----------------------------------------------------------------------------------

@@ -1,19 +1,25 @@
-"""``python -m tests.faults.record_points``: rewrite points.txt from a fault-free run."""
+"""``python -m tests.faults.record_points``: add the points a fault-free run reaches to points.txt
+(points listed already keep their line: some are reached only now and then, or only while
+recovering)."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
-from tests.faults.harness import POINTS_FILE, Harness, load_points
+from tests.faults.harness import POINTS_FILE, Harness
 
 HEADER = """# The fault points of the flows package: owner (flow: the call names the flow's id; *: it names
-# none) and point (file:function COMMAND). Written by `make fault-points`; tests/faults/test_points.py
-# fails when the code reaches a point not listed here.
+# none), point (file:function COMMAND) and, for a point only recovery reaches, `recovery`.
+# `make fault-points` adds what a fault-free run reaches; the full sweep (`make faults`) fails on a
+# point it reached that is not listed; tests/faults/test_points.py on one a fault-free run reached.
 """
 
 if __name__ == "__main__":
+    lines = {tuple(line.split("\t")[:2]): line for line in POINTS_FILE.read_text().splitlines()
+             if line and not line.startswith("#")}
     with tempfile.TemporaryDirectory() as tmp:
-        points = sorted(set(Harness(Path(tmp)).record_points()) | set(load_points()))  # some come and go
-    POINTS_FILE.write_text(HEADER + "".join(f"{owner}\t{point}\n" for owner, point in points))
-    print(f"{len(points)} points written to {POINTS_FILE}")
+        for owner, point in Harness(Path(tmp)).record_points():
+            lines.setdefault((owner, point), f"{owner}\t{point}")
+    POINTS_FILE.write_text(HEADER + "".join(f"{lines[key]}\n" for key in sorted(lines)))
+    print(f"{len(lines)} points in {POINTS_FILE}")
