@@ -193,7 +193,10 @@ class FlowRuntime:
             raise FlowError(f"a cancel reason must be a string or None, not {type(reason).__name__}")
         if reason is not None:
             lossless("the cancel reason", reason)
-        snap = self.store.snapshots.cancel(validate_flow_id(flow_id), reason)
+        before = self.store.snapshots.require(validate_flow_id(flow_id))
+        if before.is_terminal:  # a no-op: nothing is written
+            return before.summary()
+        snap = self.store.snapshots.cancel(flow_id, reason)
         if snap.status == "cancelled":
             self.retire(snap, self.handles.get(snap.name))
         return snap.summary()
