@@ -6,7 +6,7 @@ CONSTRAINTS := requirements/constraints.txt
 INPUTS := $(shell cat pyproject.toml setup.py $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(INPUTS)
 
-.PHONY: demo test test-busy bench constraints
+.PHONY: demo test test-busy faults fault-points bench constraints
 
 $(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv --clear $(VENV)
@@ -26,6 +26,18 @@ test: $(STAMP)
 # The same suite with both cores kept busy by two spinning processes the run starts and stops.
 test-busy: $(STAMP)
 	CRUX_TEST_BUSY=2 $(VENV)/bin/python -m pytest -q
+
+# Every fault kind at every enumerated fault point of the flows package, then the seeded soak (10
+# minutes of random faults, worker kills and Redis restarts; SEED=n replays a schedule). `make test`
+# runs a quick subset of the sweep. tests/faults/ explains the harness.
+SEED ?= 1
+faults: $(STAMP)
+	CRUX_FAULTS=all $(VENV)/bin/python -m pytest -q tests/faults
+	$(VENV)/bin/python -m tests.faults.soak --seed $(SEED) --minutes 10
+
+# Add to tests/faults/points.txt the points a fault-free run reaches (after adding a Redis write or a publish).
+fault-points: $(STAMP)
+	$(VENV)/bin/python -m tests.faults.record_points
 
 # the bench also needs the `bench` extra (DBOS, psycopg, pyinstrument, py-spy): installed once per .venv
 BENCH_STAMP := $(VENV)/.bench-installed-$(INPUTS)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -52,11 +54,14 @@ class ChildRuns:
         store = self._flows.store
         lease_s = self._flows.crux.settings.flow_lease_s
         ttl = ttl_ms(lease_s, "flow_lease_s")
-        holder = dumps({"worker": self._flows.sweeper.worker_id, "attempt": attempt, "token": secrets.token_hex(8)})
+        holder = dumps({"worker": self._flows.sweeper.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
+                        "attempt": attempt, "token": secrets.token_hex(8)})
         verdict, current = store.children.start(flow_id, step_key, holder, ttl)
         if verdict == "held" and self._replaceable(current, attempt):
             verdict, current = store.children.start(flow_id, step_key, holder, ttl, replacing=current)
         if verdict == "done":
+            # its report may have stopped after storing the outcome: the flow waiting on it goes on
+            self._flows.resume_waiting_on_child(flow_id, step_key)
             store.claims.unclaim(task_id)  # nothing is left to recover of this task
             log.info("cruxcelery: child %s of flow %s (step %s) already reported its outcome; this delivery "
                      "does not run", task_id, flow_id, step_key)
@@ -80,7 +85,9 @@ class ChildRuns:
             self._flows.store.children.end(run.flow_id, run.step_key, run.holder)
 
     def _replaceable(self, holder: str, attempt: int) -> bool:
-        """A runner that runs an earlier attempt, or whose worker stopped its heartbeat."""
+        """A runner that runs an earlier attempt, whose process on this host is gone (a pool process
+        killed while its worker lives on: the worker requeues the message at once), or whose
+        worker stopped its heartbeat."""
         try:
             recorded = json.loads(holder)
             worker, held_attempt = str(recorded["worker"]), int(recorded["attempt"])
@@ -88,5 +95,21 @@ class ChildRuns:
             return True
         if held_attempt < attempt:
             return True
+        if recorded.get("host") == socket.gethostname() and not _alive(recorded.get("pid")):
+            return True
         since = clock.now_ms() - int(worker_timeout_s(self._flows.crux.settings) * 1000)
         return not self._flows.store.workers.alive(worker, since)
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # not known: only the heartbeat can tell
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True

@@ -5,6 +5,8 @@ that recovers flows and fires timers."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cruxcelery.flows.routing as routing
@@ -12,6 +14,7 @@ from cruxcelery.core.envelope import HEADER
 from cruxcelery.core.extensions import ChildCall, DeferredPublisher, Execution, Extension, Worker
 from cruxcelery.core.outcomes import Outcome
 from cruxcelery.flows.child_runs import ChildRuns
+from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
 from cruxcelery.flows.handle import FLOW_TASK_PREFIX
 from cruxcelery.flows.sweeper import MESSAGE_OPTIONS
 
@@ -20,6 +23,9 @@ if TYPE_CHECKING:
 
     from cruxcelery.core.context import ActiveContext
     from cruxcelery.flows.manager import FlowRuntime
+
+
+REPORT_RETRY_S = 5.0
 
 
 class FlowsExtension(Extension):
@@ -70,12 +76,15 @@ class FlowsExtension(Extension):
                 self.child_runs.end(execution.task_id)
 
     def _report(self, execution: Execution, outcome: Outcome) -> None:
+        """Report, then let go of the claim: a process that dies between the two leaves a claim,
+        and the delivery it causes finds the outcome stored. A Redis blip is retried; an outage
+        longer than ``REPORT_RETRY_S`` keeps the claim (and the runner record lapses)."""
+        envelope = execution.envelope
+        if envelope is not None and envelope.flow_id is not None and envelope.flow_step is not None:
+            flow_id, step = envelope.flow_id, envelope.flow_step
+            retrying(lambda: self.flows.report_child(flow_id, step, execution.task_id, outcome), REPORT_RETRY_S)
         if execution.task_id is not None and _must_not_be_lost(execution):
             self.flows.store.claims.unclaim(execution.task_id)
-        envelope = execution.envelope
-        if envelope is None or envelope.flow_id is None or envelope.flow_step is None:
-            return
-        self.flows.report_child(envelope.flow_id, envelope.flow_step, execution.task_id, outcome)
 
     def route_child(self, ctx: ActiveContext, call: ChildCall) -> AsyncResult[Any] | None:
         route = routing.current()
@@ -90,6 +99,21 @@ class FlowsExtension(Extension):
     def on_worker_shutdown(self, worker: Worker) -> None:
         if worker.main:
             self.flows.on_worker_shutdown(requeued=worker.clean)
+
+
+def retrying(call: Callable[[], None], within_s: float) -> None:
+    """``call()``, again after an infrastructure error (backing off from 50 ms) for ``within_s``."""
+    deadline = time.monotonic() + within_s
+    delay = 0.05
+    while True:
+        try:
+            call()
+            return
+        except INFRASTRUCTURE_ERRORS:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _must_not_be_lost(execution: Execution) -> bool:

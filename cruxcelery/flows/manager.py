@@ -193,7 +193,10 @@ class FlowRuntime:
             raise FlowError(f"a cancel reason must be a string or None, not {type(reason).__name__}")
         if reason is not None:
             lossless("the cancel reason", reason)
-        snap = self.store.snapshots.cancel(validate_flow_id(flow_id), reason)
+        before = self.store.snapshots.require(validate_flow_id(flow_id))
+        if before.is_terminal:  # a no-op: nothing is written
+            return before.summary()
+        snap = self.store.snapshots.cancel(flow_id, reason)
         if snap.status == "cancelled":
             self.retire(snap, self.handles.get(snap.name))
         return snap.summary()
@@ -209,6 +212,14 @@ class FlowRuntime:
         after ``CRUX_FLOW_RETENTION_S``."""
         names = self._signal_names(snap, handle)
         self.store.retention.retire(snap, names, self.crux.settings.flow_retention_s)
+
+    def retire_by_id(self, flow_id: str) -> None:
+        """Retire a finished flow again (idempotent): its execution may have died before."""
+        snap = self.store.snapshots.load(flow_id)
+        if snap is not None and snap.status in TERMINAL_STATUSES:
+            self.retire(snap, self.handles.get(snap.name))
+        else:
+            self.store.leases.untrack(flow_id)
 
     @typed
     def delete(self, flow_id: str) -> bool:
@@ -290,6 +301,12 @@ class FlowRuntime:
                   "error": evidence.summary(error) if error is not None else None}
         waited = snap is not None and snap.waiting is not None and snap.waiting.child_key == step_key
         if self.store.children.put(flow_id, step_key, record) or waited:
+            self.resume(flow_id, "child")
+
+    def resume_waiting_on_child(self, flow_id: str, step_key: str) -> None:
+        """Resume the flow if it waits on this step's child (whose outcome is stored)."""
+        snap = self.store.snapshots.load(flow_id)
+        if snap is not None and snap.waiting is not None and snap.waiting.child_key == step_key:
             self.resume(flow_id, "child")
 
     # -- workers ---------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ writes the worker's id every ``CRUX_SWEEP_INTERVAL_S`` on its own, so a slow swe
 worker look dead. Each tick (``CRUX_SWEEP_INTERVAL_S``) the sweeper takes the sweeper lock if it is
 free (one sweeper at a time across workers), holds it for the whole sweep (the heartbeat thread
 extends it meanwhile; a sweeper that lost it stops before its next step) and releases it at the
-end. Holding it, it:
+end. Before that, every worker's sweeper re-publishes its own claims for messages its main process
+no longer holds (``orphans``: a pool process died after the result was stored, or while a durable
+child reported). Holding the lock, it:
 
 1. fires due timers (timeouts, re-checks, deferred publishes);
 2. re-publishes messages claimed by a worker whose heartbeat stopped for the lease or 10 s,
@@ -13,7 +15,8 @@ end. Holding it, it:
    died), as they were: with their ETA, expiry and retry count;
 3. resumes flows whose execution lease lapsed with nobody holding it (their worker died
    mid-execution, or Redis failed under it; or a ``pending`` flow was never dispatched), at most
-   once per ``RECOVER_AFTER`` leases per flow, so a backlog is never multiplied;
+   once per ``RECOVER_AFTER`` leases per flow, so a backlog is never multiplied; a finished flow
+   whose execution died before retiring it is retired;
 4. re-publishes resumes left in the outbox (a publish that failed, or a process that died before
    it).
 
@@ -36,6 +39,7 @@ from cruxcelery.core.publishing import outgoing
 from cruxcelery.flows import clock
 from cruxcelery.flows.guard import INFRASTRUCTURE_ERRORS
 from cruxcelery.flows.heartbeat import Heartbeat
+from cruxcelery.flows.orphans import OrphanedClaims
 from cruxcelery.flows.status import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ class Sweeper:
         self._heartbeat = Heartbeat(self._beat, flows.crux.settings.sweep_interval_s)
         self._sweeping = threading.Event()  # this worker holds the sweeper lock and sweeps
         self._sweep_state = threading.Lock()  # a sweep's end never races its lock's renewal
+        self._orphans = OrphanedClaims()
 
     @property
     def running(self) -> bool:
@@ -122,10 +127,11 @@ class Sweeper:
         """One sweep; returns what it did (empty unless this sweeper took the lock). The lock is
         held for the whole sweep and released at its end; each step runs only while it is held."""
         workers = self._flows.store.workers
+        orphans = self.republish_orphaned_claims()
         if not workers.take_sweeper_lock(self.worker_id, self._lock_ttl_ms()):
-            return {}
+            return {"orphans": orphans} if orphans else {}
         self._sweeping.set()
-        done: dict[str, int] = {}
+        done: dict[str, int] = {"orphans": orphans} if orphans else {}
         try:
             steps = (("timers", self._flows.timers.sweep), ("claims", self.republish_dead_claims),
                      ("leases", self.recover_lapsed_leases), ("outbox", self.republish_outbox))
@@ -158,6 +164,19 @@ class Sweeper:
             log.warning("cruxcelery: re-published %d task(s) held by dead workers", republished)
         return republished
 
+    def republish_orphaned_claims(self) -> int:
+        """This worker's claims for messages it no longer holds (``orphans``): published again."""
+        store = self._flows.store
+        claims = store.claims.all()
+        due = self._orphans.due({task_id for task_id, claim in claims.items() if claim.get("worker") == self.worker_id})
+        for task_id in due:
+            self._republish(task_id, claims[task_id].get("message") or {})
+            store.claims.unclaim(task_id)
+        if due:
+            log.warning("cruxcelery: re-published %d task(s) whose execution ended without letting go of its "
+                        "claim (a pool process died)", len(due))
+        return len(due)
+
     def _republish(self, task_id: str, message: dict[str, Any]) -> None:
         crux = self._flows.crux
         raw = message.get("envelope")
@@ -184,8 +203,11 @@ class Sweeper:
                 store.leases.postpone_check(flow_id, lease_s)
                 continue
             head = store.snapshots.head(flow_id)
-            if head is None or head.status in TERMINAL_STATUSES:
+            if head is None:
                 store.leases.untrack(flow_id)
+                continue
+            if head.status in TERMINAL_STATUSES:  # finished, but its execution died before retiring it
+                self._flows.retire_by_id(flow_id)
                 continue
             store.leases.postpone_check(flow_id, lease_s * RECOVER_AFTER)
             self._flows.dispatch(flow_id, head.name, "recover", head.queue)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cruxcelery.core import args as action_args
 from cruxcelery.core import scheduling
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 WAKE_TASK = "crux.flows.wake"
 LOST_AFTER_MS = 2_000
+EARLY_RETRY_MS = 200  # a timer due before the save that arms it is tried again this much later
 log = logging.getLogger("cruxcelery.flows")
 
 
@@ -101,8 +102,11 @@ class Timers:
         fired = 0
         for timer in store.timers.due(_now_ms(), limit=200):
             if store.timers.claim(timer, _now_ms()):
-                if self._fire(timer):
-                    fired += 1
+                result = self._fire(timer)
+                if result == "early":  # armed for a version its writer has yet to save: soon again
+                    store.timers.add(timer.model_copy(update={"due_ms": _now_ms() + EARLY_RETRY_MS}))
+                    continue
+                fired += result == "fired"
                 store.timers.drop(timer)
         upcoming = store.timers.next_due_ms()
         if upcoming is not None:
@@ -123,14 +127,18 @@ class Timers:
         self._flows.store.deferred.put(task_id, payload, due_ms)
         self.arm(task_id, "publish", name, due_ms)
 
-    def _fire(self, timer: Timer) -> bool:
+    def _fire(self, timer: Timer) -> Literal["fired", "stale", "early"]:
         if timer.kind == "publish":
-            return self._publish(timer.flow_id)
-        snap = self._flows.store.snapshots.load(timer.flow_id)  # a timeout or a re-check
+            return "fired" if self._publish(timer.flow_id) else "stale"
+        store = self._flows.store
+        snap = store.snapshots.load(timer.flow_id)  # a timeout or a re-check
+        if snap is not None and not snap.is_terminal and snap.version < timer.version \
+                and store.leases.held([timer.flow_id])[0]:
+            return "early"  # timers are armed before the save that suspends the flow
         if snap is None or snap.is_terminal or snap.version != timer.version:
-            return False  # stale: the flow moved on
+            return "stale"  # the flow moved on (or the save that armed it never happened)
         self._flows.resume(timer.flow_id, "timer")
-        return True
+        return "fired"
 
     def _publish(self, deferred_id: str) -> bool:
         store, crux = self._flows.store, self._flows.crux

@@ -11,6 +11,7 @@ from cruxcelery.flows import clock
 from cruxcelery.flows.codec import dumps, loads, reply_list, text
 from cruxcelery.flows.snapshot import FlowSnapshot
 from cruxcelery.flows.store.keys import FlowKeys
+from cruxcelery.flows.store.snapshots import index_entries
 from cruxcelery.flows.store.timers import Timers
 from cruxcelery.flows.store.ttl import ttl_ms
 
@@ -44,7 +45,11 @@ class Retention:
         for name in signal_names:  # one key per command: a cluster pipeline routes each by its slot
             pipe.delete(keys.signal(flow_id, name))
         for key in keys.per_flow(flow_id, []):
-            pipe.pexpire(key, ttl)
+            if key in (keys.lease(flow_id), keys.wake(flow_id)):
+                pipe.delete(key)  # nobody runs a finished flow: its lease and wake flag go now
+            else:
+                pipe.pexpire(key, ttl)
+        index_entries(pipe, keys, flow_id, snap.name, snap.status, snap.updated_at)
         if snap.idempotency_key is not None:
             pipe.pexpire(keys.idempotency(snap.name, snap.idempotency_key), ttl)
         pipe.zrem(keys.leases(), flow_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import redis
 from pydantic import ValidationError
@@ -111,15 +111,11 @@ class Snapshots:
                 score = FlowSummary.model_validate_json(raw).updated_at
             self._redis.zadd(index_key, {flow_id: score})
 
-    def _index(self, flow_id: str, name: str, status: str, old_status: str | None, score: int) -> None:
-        """Put the flow in its status, name and all indexes (idempotent), and out of its old
-        status index."""
+    def _index(self, flow_id: str, name: str, status: str, score: int) -> None:
+        """Put the flow in its status, name and all indexes, and out of every other status index
+        (idempotent: it also repairs what a writer that died after its save left behind)."""
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(self._keys.status_index(status), {flow_id: score})
-        pipe.zadd(self._keys.name_index(name), {flow_id: score})
-        pipe.zadd(self._keys.all_index(), {flow_id: score})
-        if old_status is not None and old_status != status and old_status in FLOW_STATUSES:
-            pipe.zrem(self._keys.status_index(old_status), flow_id)
+        index_entries(pipe, self._keys, flow_id, name, status, score)
         pipe.execute()
 
     def load(self, flow_id: str) -> FlowSnapshot | None:
@@ -180,7 +176,7 @@ class Snapshots:
         outcome, detail = text(reply[0]), text(reply[1])
         if outcome == "ok":
             if stored_status != new.status:  # same status: the index entries stay as they are
-                self._index(new.flow_id, new.name, new.status, stored_status, new.updated_at)
+                self._index(new.flow_id, new.name, new.status, new.updated_at)
             return new
         if stored_status != new.status and not listed:
             self.drop_stale_entry(self._keys.status_index(new.status), new.status, new.flow_id)
@@ -222,3 +218,13 @@ class Snapshots:
         finally:
             if saved is None:  # not cancelled by us: out of the index again, unless cancelled meanwhile
                 self.drop_stale_entry(index, "cancelled", flow_id)
+
+
+def index_entries(pipe: Any, keys: FlowKeys, flow_id: str, name: str, status: str, score: int) -> None:
+    """Queue the writes that list the flow under ``status`` (and its name) and under no other status."""
+    pipe.zadd(keys.status_index(status), {flow_id: score})
+    pipe.zadd(keys.name_index(name), {flow_id: score})
+    pipe.zadd(keys.all_index(), {flow_id: score})
+    for other in FLOW_STATUSES:
+        if other != status:
+            pipe.zrem(keys.status_index(other), flow_id)
