@@ -50,17 +50,54 @@ def celery_test_app() -> Any:
     return test_app
 
 
-@pytest.fixture(scope="session")
-def worker(celery_test_app: Any) -> Iterator[Any]:
-    """A real Celery worker in a thread (solo pool), consuming the test queue."""
-    from celery.contrib.testing.worker import start_worker
+class _SessionWorker:
+    """The suite's in-thread worker. Celery's ``start_worker`` stops an in-thread worker by setting
+    the process-wide ``state.should_terminate``, so a test that starts and stops a worker of its own
+    stops this one too: it is started again before the next test that needs it (a stopped one is
+    kept referenced until the session ends: finalising its context would stop every worker again)."""
 
+    def __init__(self, test_app: Any) -> None:
+        self.test_app = test_app
+        self.running: Any = None
+        self._contexts: list[Any] = []
+
+    def ensure(self) -> Any:
+        from celery import bootsteps
+        from celery.contrib.testing.worker import start_worker
+
+        if self.running is not None and self.running.blueprint.state == bootsteps.RUN:
+            return self.running
+        context = start_worker(self.test_app.app, pool="solo", concurrency=1, perform_ping_check=False,
+                               loglevel="WARNING", shutdown_timeout=10.0)
+        self._contexts.append(context)
+        self.running = context.__enter__()
+        return self.running
+
+    def stop(self) -> None:
+        """At the end of the session: every context is finalised (the live worker's first)."""
+        for context in reversed(self._contexts):
+            context.__exit__(None, None, None)
+        self._contexts.clear()
+
+
+_SESSION_WORKER: list[_SessionWorker] = []
+
+
+@pytest.fixture(scope="session")
+def _session_worker(celery_test_app: Any) -> Iterator[_SessionWorker]:
     app = celery_test_app.app
     with app.connection_for_write() as conn:
         conn.default_channel.client.delete(celery_test_app.QUEUE)
-    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
-                      loglevel="WARNING", shutdown_timeout=10.0) as running:
-        yield running
+    session = _SessionWorker(celery_test_app)
+    _SESSION_WORKER.append(session)
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def worker(_session_worker: _SessionWorker) -> Any:
+    """A real Celery worker in a thread (solo pool), consuming the test queue."""
+    return _session_worker.ensure()
 
 
 @pytest.fixture()
