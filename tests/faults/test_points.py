@@ -35,3 +35,10 @@ def test_every_row_of_the_crash_window_table_names_fault_points_the_sweep_covers
     listed = {point for _, point in load_points()}
     assert {row: points - listed for row, points in rows.items() if points - listed} == {}
     assert listed - set().union(*rows.values()) == set(), "points no row of docs/flows.md names"
+
+
+def test_the_quick_sweep_arms_enumerated_points():
+    from tests.faults.test_sweep import QUICK
+
+    listed = set(load_points())
+    assert [f.name for f in QUICK if (f.owner, f.point) not in listed] == []

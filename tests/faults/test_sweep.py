@@ -19,7 +19,7 @@ QUICK = [
     Fault("store/children.py:put HSETNX", "error_before", "flow"),
     Fault("store/children.py:put HSETNX", "crash_after", "flow"),
     Fault("store/retention.py:retire PIPELINE[DEL+PEXPIRE+ZADD+ZRANGEBYSCORE+ZREM]", "crash_before", "flow"),
-    Fault("store/retention.py:retire PIPELINE[DEL+PEXPIRE+ZREM]", "error_after", "flow"),
+    Fault("store/retention.py:retire PIPELINE[DEL+PEXPIRE+ZADD+ZRANGEBYSCORE+ZREM]", "error_after", "flow"),
     Fault("store/leases.py:acquire_or_request_wake EVALSHA ACQUIRE_OR_WAKE", "stall", "flow"),
     Fault("scope.py:<lambda> PUBLISH", "duplicate", "flow"),
     Fault("store/recovery.py:take_sweeper_lock EVALSHA SWEEPER_LOCK", "crash_before", "*"),
