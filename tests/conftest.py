@@ -110,6 +110,15 @@ def sink(celery_test_app: Any, worker: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
+def _no_worker_is_told_to_stop() -> None:
+    """A test's in-thread worker that failed to stop in time leaves Celery's process-wide
+    ``state.should_terminate`` set, which stops every in-thread worker started after it."""
+    from celery.worker import state
+
+    state.should_terminate = None
+
+
+@pytest.fixture(autouse=True)
 def _the_test_app_is_current() -> None:
     """Other app modules (the crash, chaos and split-deployment apps their workers run) build a
     ``Crux`` too when a test imports them: module-level calls here mean the test app's."""

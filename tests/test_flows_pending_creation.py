@@ -71,7 +71,7 @@ OUTBOX = ":outbox"
 
 def _worker(crux: Crux) -> Any:
     return start_worker(crux.app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
-                        shutdown_timeout=10.0)
+                        shutdown_timeout=30.0)
 
 
 def _flow(crux: Crux) -> Any:

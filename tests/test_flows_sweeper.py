@@ -123,7 +123,7 @@ def test_a_dead_workers_message_is_republished_with_its_eta_and_retry_count(make
     dying.flow("sw-later", args=Nothing).handler(lambda scope, args, ctx: None)
     queue = f"{prefix}-queue"
     with start_worker(dying.app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
-                      shutdown_timeout=10.0):
+                      shutdown_timeout=30.0):
         dying.flows.on_worker_ready()  # what a worker's ready signal starts (the in-thread worker sends none)
         sent = dying.app.send_task("crux.flow.sw-later", kwargs={"flow_id": "later-1", "reason": "start"},
                                    countdown=3600, retries=2)

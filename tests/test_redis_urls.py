@@ -53,7 +53,7 @@ def _approval_flow(make_crux: Any, redis_url: str) -> tuple[Any, Any, str]:
 
 def _run_to_completion(app: Any, handle: Any) -> str:
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING",
-                      shutdown_timeout=10.0):
+                      shutdown_timeout=30.0):
         flow_id = handle.start({"item": "tea"})
         wait_status(handle, flow_id, "suspended")
         handle.signal(flow_id, "approval", {"approved": True})

@@ -104,9 +104,11 @@ class Injector:
         return name
 
     # -- arming ------------------------------------------------------------------------------------
-    def _faults(self) -> dict[bytes, Any]:
+    def _faults(self, owners: set[bytes]) -> dict[bytes, Any]:
+        """The armed faults, read again when older than 50 ms or when a flow the call names is not
+        among them yet (a scenario arms its fault just before it starts its flow)."""
         now = time.monotonic()
-        if now - self.armed_at > 0.05:
+        if now - self.armed_at > 0.05 or not owners <= self.armed.keys():
             self.armed = {k: json.loads(v) for k, v in self.control.hgetall(ARMED).items()}
             self.armed_at = now
         return self.armed
@@ -122,8 +124,9 @@ class Injector:
                 self.control.sadd(POINTS + ":owned", point)
         if self.control.exists(RECORDING):
             return None
-        faults = self._faults()
-        for owner in flows or {b"*"}:
+        owners = flows or {b"*"}
+        faults = self._faults(owners)
+        for owner in owners:
             for fault in faults.get(owner, ()):
                 if fault["point"] == point and self.control.hsetnx(FIRED, fault["id"], f"{os.getpid()} {point}"):
                     return fault

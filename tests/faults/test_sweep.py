@@ -22,7 +22,7 @@ QUICK = [
     Fault("store/retention.py:retire PIPELINE[DEL+PEXPIRE+ZADD+ZRANGEBYSCORE+ZREM]", "error_after", "flow"),
     Fault("store/leases.py:acquire_or_request_wake EVALSHA ACQUIRE_OR_WAKE", "stall", "flow"),
     Fault("scope.py:<lambda> PUBLISH", "duplicate", "flow"),
-    Fault("store/recovery.py:take_sweeper_lock EVALSHA SWEEPER_LOCK", "crash_before", "*"),
+    Fault("store/timers.py:due ZRANGEBYSCORE", "error_before", "*"),
 ]
 
 
