@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,18 +60,23 @@ class _SessionWorker:
     def __init__(self, test_app: Any) -> None:
         self.test_app = test_app
         self.running: Any = None
+        self._thread: threading.Thread | None = None  # the worker's thread: dead once it was stopped
         self._contexts: list[Any] = []
 
     def ensure(self) -> Any:
         from celery import bootsteps
         from celery.contrib.testing.worker import start_worker
 
-        if self.running is not None and self.running.blueprint.state == bootsteps.RUN:
+        if self.running is not None and self.running.blueprint.state == bootsteps.RUN \
+                and self._thread is not None and self._thread.is_alive():
             return self.running
+        before = set(threading.enumerate())
         context = start_worker(self.test_app.app, pool="solo", concurrency=1, perform_ping_check=False,
                                loglevel="WARNING", shutdown_timeout=10.0)
         self._contexts.append(context)
         self.running = context.__enter__()
+        started = [t for t in threading.enumerate() if t not in before and t.daemon]
+        self._thread = started[0] if started else None
         return self.running
 
     def stop(self) -> None:
